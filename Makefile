@@ -1,0 +1,28 @@
+# Two entry points (see README): `make demo` runs the notebook sequence on the embedded data and
+# writes runs/demo/report.md; `make test` runs the whole test suite. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lab kernel clean-demo
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/nbn-tutorial notebooks run --profile quick --out runs/demo --report
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name nbn-tutorial --display-name "Python (nbn-tutorial)"
+
+lab: kernel
+	$(BIN)/jupyter lab notebooks/

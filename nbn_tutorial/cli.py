@@ -1,0 +1,136 @@
+"""The `nbn-tutorial` command line: data, train, evaluate, notebooks.
+
+Every subcommand is a thin layer over a package function; user errors (`UserError`) print one
+sentence and exit with status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from nbn_tutorial.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def _data_list(args: argparse.Namespace) -> None:
+    from nbn_tutorial import data
+
+    print(data.format_dataset_list())
+
+
+def _data_stats(args: argparse.Namespace) -> None:
+    from nbn_tutorial import data
+
+    print(data.format_dataset_stats(args.name, root=args.data_root, imbalance_factor=args.imbalance_factor,
+                                    profile=args.profile, seed=args.seed))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from nbn_tutorial import train
+
+    overrides = list(args.set or [])
+    if args.data_root is not None:
+        overrides.append(f"data_root={args.data_root}")
+    config = train.load_config(args.config, overrides)
+    out = args.out if args.out is not None else train.default_run_dir(config)
+    run_dir = train.train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"run directory: {run_dir}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from nbn_tutorial import train
+
+    metrics = train.evaluate_checkpoint(args.checkpoint, split=args.split, device=args.device)
+    print(train.format_metrics(metrics))
+
+
+def _notebooks_run(args: argparse.Namespace) -> None:
+    from nbn_tutorial import notebooks
+
+    only = args.only.split(",") if args.only else None
+    out = notebooks.run_sequence(profile=args.profile, params_file=args.params_file, out_dir=args.out, only=only)
+    print(f"executed notebooks: {out}")
+    if args.report:
+        print(f"report: {notebooks.build_report(out)}")
+
+
+def _notebooks_sweep(args: argparse.Namespace) -> None:
+    from nbn_tutorial import notebooks
+
+    print(f"sweep summary: {notebooks.run_sweep(args.sweep, out_dir=args.out)}")
+
+
+def _notebooks_report(args: argparse.Namespace) -> None:
+    from nbn_tutorial import notebooks
+
+    print(f"report: {notebooks.build_report(args.dir)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `nbn-tutorial`."""
+    parser = argparse.ArgumentParser(prog="nbn-tutorial", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    root_option = argparse.ArgumentParser(add_help=False)
+    root_option.add_argument("--data-root", default=None,
+                             help="where datasets live (default: $NBN_DATA, else ./data)")
+
+    data = commands.add_parser("data", help="list datasets and show long-tailed class counts")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data_commands.add_parser("list", help="registered datasets").set_defaults(handler=_data_list)
+    stats = data_commands.add_parser("stats", parents=[root_option], help="per-class counts and shot groups")
+    stats.add_argument("name", help="dataset name (see `nbn-tutorial data list`)")
+    stats.add_argument("--imbalance-factor", default=None, help="max/min class count (default: the dataset's)")
+    stats.add_argument("--profile", default=None, help="exp or step (default: the dataset's)")
+    stats.add_argument("--seed", type=int, default=0, help="seed of the long-tailed selection")
+    stats.set_defaults(handler=_data_stats)
+
+    train = commands.add_parser("train", parents=[root_option], help="train a model from a YAML config")
+    train.add_argument("--config", required=True, help="YAML config, e.g. configs/quick_digits_bn.yaml")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    train.add_argument("--out", default=None, help="run directory (default: runs/<derived name>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on its dataset's test split")
+    evaluate.add_argument("--checkpoint", required=True, help="a best.pt or last.pt from a run directory")
+    evaluate.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    evaluate.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    evaluate.set_defaults(handler=_evaluate)
+
+    nb = commands.add_parser("notebooks", help="run the notebook sequence with papermill")
+    nb_commands = nb.add_subparsers(dest="notebooks_command", required=True, metavar="ACTION")
+    run = nb_commands.add_parser("run", help="execute the notebooks in order")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--profile", default=None, help="a profile in notebooks/params (default: quick)")
+    source.add_argument("-f", "--params-file", default=None, help="a YAML file of notebook parameters")
+    run.add_argument("--out", default=None, help="output directory for executed notebooks and runs")
+    run.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,03")
+    run.add_argument("--report", action="store_true", help="also write report.md into the output directory")
+    run.set_defaults(handler=_notebooks_run)
+    sweep = nb_commands.add_parser("sweep", help="run a grid of parameter sets, skipping finished ones")
+    sweep.add_argument("sweep", help="sweep YAML (a base profile and a grid of parameters)")
+    sweep.add_argument("--out", default=None, help="output directory of the sweep")
+    sweep.set_defaults(handler=_notebooks_sweep)
+    report = nb_commands.add_parser("report", help="write report.md for an executed sequence")
+    report.add_argument("dir", help="the output directory of `notebooks run`")
+    report.set_defaults(handler=_notebooks_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], None] = args.handler
+    try:
+        handler(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
