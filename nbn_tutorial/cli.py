@@ -24,7 +24,7 @@ def _data_stats(args: argparse.Namespace) -> None:
     from nbn_tutorial import data
 
     print(data.format_dataset_stats(args.name, root=args.data_root, imbalance_factor=args.imbalance_factor,
-                                    profile=args.profile, seed=args.seed))
+                                    profile=args.profile, seed=args.seed, list_dir=args.list_dir))
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--imbalance-factor", default=None, help="max/min class count (default: the dataset's)")
     stats.add_argument("--profile", default=None, help="exp or step (default: the dataset's)")
     stats.add_argument("--seed", type=int, default=0, help="seed of the long-tailed selection")
+    stats.add_argument("--list-dir", default=None, help="folder of the official list files (list datasets)")
     stats.set_defaults(handler=_data_stats)
 
     train = commands.add_parser("train", parents=[root_option], help="train a model from a YAML config")
