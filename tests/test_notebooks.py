@@ -1,0 +1,124 @@
+"""The committed notebooks: their shape, their stored outputs, and nbval over the quick profile.
+
+Decision: notebooks are committed WITHOUT outputs (clean diffs; executed copies live in runs/demo),
+except the cells marked `# NBVAL_CHECK_OUTPUT` (counts tables, model descriptions): they keep their
+deterministic text output, so a reader sees it and nbval checks that a fresh run still prints it.
+Refresh those outputs after an intended change with
+
+    make demo && .venv/bin/python -c "import nbn_tutorial as nbt; nbt.notebooks.clean_notebooks('runs/demo')"
+"""
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbn_tutorial import notebooks as runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
+EXPECTED = ["01_long_tailed_data.ipynb", "02_baseline_bn.ipynb", "03_feature_bias_diagnosis.ipynb",
+            "04_normalizing_bn.ipynb", "05_full_runs.ipynb"]
+SIMPLE_STATEMENTS = (ast.Assign, ast.Expr, ast.Import, ast.ImportFrom, ast.Assert)
+MAX_STATEMENTS = 4
+CHECKED_NOTEBOOKS = {"01_long_tailed_data.ipynb", "02_baseline_bn.ipynb", "04_normalizing_bn.ipynb"}
+
+
+def read(path: Path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def code_cells(notebook):
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_the_five_notebooks_exist():
+    assert [path.name for path in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_are_stored_only_for_checked_cells(path):
+    notebook = read(path)
+    nbformat.validate(notebook)
+    checked = 0
+    for cell in code_cells(notebook):
+        assert cell.execution_count is None, cell.source
+        if runner.CHECK_OUTPUT_MARKER in cell.source:
+            checked += 1
+            assert cell.outputs, f"checked cell without stored output: {cell.source}"
+            assert all(output.output_type == "stream" for output in cell.outputs), cell.source
+        else:
+            assert cell.outputs == [], f"unchecked cell with stored output: {cell.source}"
+    assert (checked > 0) == (path.name in CHECKED_NOTEBOOKS)
+    assert set(notebook.metadata) <= {"kernelspec", "language_info"}
+
+
+def test_notebooks_are_in_their_cleaned_form(tmp_path):
+    for path in NOTEBOOKS:
+        shutil.copy(path, tmp_path / path.name)
+    assert runner.clean_notebooks(notebook_dir=tmp_path) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_code_cell_is_the_literal_parameters_cell(path):
+    cells = code_cells(read(path))
+    assert cells[0].metadata.get("tags") == ["parameters"]
+    assert not any("parameters" in cell.metadata.get("tags", []) for cell in cells[1:])
+    declared = runner.notebook_parameters(path)  # raises unless every line is `name = literal`
+    assert "run_dir" in declared
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter(path):
+    import papermill
+
+    assert set(papermill.inspect_notebook(str(path))) == set(runner.notebook_parameters(path))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cells_only_call_the_package(path):
+    """No logic in notebooks: a few simple statements per cell, no def/class/loops/branches."""
+    for cell in code_cells(read(path))[1:]:
+        statements = ast.parse(cell.source).body
+        assert len(statements) <= MAX_STATEMENTS, cell.source
+        assert all(isinstance(statement, SIMPLE_STATEMENTS) for statement in statements), cell.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_title_objectives_and_computed_summary(path):
+    cells = read(path).cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
+    assert "**Learning objectives**" in cells[0].source
+    summary = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and cell.source.startswith("## Summary")]
+    assert len(summary) == 1
+    following = cells[summary[0] + 1]
+    assert following.cell_type == "code" and following.source.startswith("nbt.notebooks.")
+
+
+def test_plain_papermill_runs_a_notebook_with_its_defaults_and_overrides(tmp_path):
+    executed = tmp_path / "01.ipynb"
+    command = [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / EXPECTED[0]), str(executed),
+               "-p", "imbalance_factor", "20", "-p", "run_dir", str(tmp_path / "run")]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Passed unknown parameter" not in result.stderr
+    from nbn_tutorial import data
+
+    counts = data.build_dataset("digits-lt", imbalance_factor=20).class_counts
+    summary = code_cells(read(executed))[-1].outputs[0].data["text/markdown"]
+    assert f"measured imbalance factor {counts.max() / counts.min():.1f}" in summary  # the override reached the data
+    assert (tmp_path / "run" / "figures" / "class_samples.png").exists()
+
+
+def test_nbval_runs_every_notebook_with_the_quick_profile(tmp_path):
+    """Executes the whole quick sequence under nbval; stored NBVAL_CHECK_OUTPUT outputs must match."""
+    prepared = runner.prepare_notebooks(tmp_path, "quick")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+               "--nbval-sanitize-with", str(ROOT / "notebooks" / "sanitize.cfg"), "--nbval-cell-timeout", "300",
+               *map(str, prepared)]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert f"{sum(len(code_cells(read(p))) for p in prepared)} passed" in result.stdout
