@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,8 +112,13 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
     if source is None:
         raise UserError(f"notebook {path.name} has no code cell tagged 'parameters'; tag one in JupyterLab "
                         f"(property inspector) so papermill can set its parameters")
+    try:
+        statements = ast.parse(source).body
+    except SyntaxError as error:
+        raise UserError(f"the parameters cell of {path.name} is not valid Python (line {error.lineno}: "
+                        f"{error.msg})") from None
     declared: dict[str, Any] = {}
-    for statement in ast.parse(source).body:
+    for statement in statements:
         target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None
         if not isinstance(target, ast.Name):
             raise UserError(f"the parameters cell of {path.name} may hold only `name = literal` lines, "
@@ -179,7 +183,7 @@ def _fits_default(value: Any, default: Any) -> bool:
 def check_parameters(parameters: Mapping[str, Any], notebooks: Sequence[Path]) -> dict[Path, dict[str, Any]]:
     """Validate parameters against the notebooks' parameters cells; returns each notebook's own share.
 
-    A name is valid when at least one selected notebook declares it; a value must have the type of a
+    A name is valid when at least one of `notebooks` declares it; a value must have the type of a
     numeric, boolean, list or mapping default (an int is fine for a float; None always fits).
     """
     declared = {path: notebook_parameters(path) for path in notebooks}
@@ -211,6 +215,8 @@ def _kernel_manager_class():
     from traitlets import default
 
     class CurrentInterpreterKernelManager(AsyncKernelManager):
+        """Starts `python -m ipykernel_launcher` with this interpreter; never looks up a kernelspec."""
+
         @default("transport")
         def _local_sockets(self) -> str:
             # Unix sockets keep the kernel off the network (and ipykernel quiet about plain TCP).
@@ -218,6 +224,7 @@ def _kernel_manager_class():
 
         @property
         def kernel_spec(self) -> KernelSpec:
+            """ipykernel's own kernel.json for sys.executable, built in memory."""
             # argv starts with sys.executable; KERNEL_ENV keeps progress bars from flooding executed copies
             return KernelSpec(**get_kernel_dict(), env=KERNEL_ENV)
 
@@ -245,8 +252,8 @@ def run_notebook(source: str | Path, target: str | Path, parameters: Mapping[str
     source, target = Path(source), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        papermill.execute_notebook(str(source), str(target), parameters=dict(parameters or {}),
-                                   kernel_name="python3", language="python", progress_bar=progress, execution_timeout=cell_timeout,
+        papermill.execute_notebook(str(source), str(target), parameters=dict(parameters or {}), kernel_name="python3",
+                                   language="python", progress_bar=progress, execution_timeout=cell_timeout,
                                    kernel_manager_class=_kernel_manager_class())
     except papermill.PapermillExecutionError as error:
         message = (error.evalue or "").strip().splitlines()
@@ -311,7 +318,8 @@ def run_sequence(profile: str | None = None, params_file: str | Path | None = No
     """Execute the notebooks in order with a profile's parameters; returns the output directory.
 
     The output directory receives the executed notebooks, `sequence.json` and the run directory
-    `run/` (unless the parameters name a `run_dir`). Default output: runs/<profile name>.
+    `run/` (unless the parameters name a `run_dir`, taken relative to the current directory).
+    Default output: runs/<profile name>.
     """
     if profile is not None and params_file is not None:
         raise UserError("give either a profile or a parameter file, not both")
@@ -559,6 +567,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     columns = list(columns) if columns is not None else list(dict.fromkeys(k for row in rows for k in row))
 
     def cell(value: Any) -> str:
+        """One table cell as text."""
         if isinstance(value, float):
             return f"{value:.1f}"
         return "" if value is None else str(value).replace("|", "\\|")
@@ -924,13 +933,19 @@ def bias_summary(strength_table, channel_summary_table, norm_table) -> Summary:
     return Summary(" ".join(sentences))
 
 
-def comparison_summary(results: Mapping[str, Mapping[str, float]], before: str = "bn", after: str = "nbn") -> Summary:
-    """Sentences comparing two recorded results (percent), one per accuracy group, plus a caution."""
+def comparison_summary(results: Mapping[str, Mapping[str, float]], channels: Mapping[str, Any] | None = None,
+                       before: str = "bn", after: str = "nbn") -> Summary:
+    """Sentences comparing two recorded results (percent) group by group, the few-shot classes' share of
+    class-specific channels when `channels` ({"BN": table, "NBN": table}) is given, and a caution."""
     if before not in results or after not in results:
         return Summary(f"No comparison yet: results for {before!r} and {after!r} are both needed.")
     lines = [change_sentence(after.upper(), "overall accuracy" if group == "overall" else f"{group}-shot accuracy",
                              results[before][group], results[after][group])
              for group in GROUP_METRICS if group in results[before] and group in results[after]]
+    if channels:
+        owned = [f"{int((table['active'] & (table['owner_group'] == 'few')).sum())} of {int(table['active'].sum())} "
+                 f"with {name}" for name, table in channels.items()]
+        lines.append(f"Few-shot classes own {' and '.join(owned)} active class-specific last-stage channels.")
     lines.append("This is one seed; notebook 05 repeats both over several seeds to separate the effect from noise.")
     return Summary(" ".join(lines))
 

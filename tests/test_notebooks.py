@@ -92,7 +92,8 @@ def test_title_objectives_and_computed_summary(path):
     cells = read(path).cells
     assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
     assert "**Learning objectives**" in cells[0].source
-    summary = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and cell.source.startswith("## Summary")]
+    summary = [i for i, cell in enumerate(cells)
+               if cell.cell_type == "markdown" and cell.source.startswith("## Summary")]
     assert len(summary) == 1
     following = cells[summary[0] + 1]
     assert following.cell_type == "code" and following.source.startswith("nbt.notebooks.")

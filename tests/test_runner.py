@@ -49,7 +49,8 @@ def tiny(tmp_path):
     write_notebook(folder / "01_first.ipynb", "size = 2\nrun_dir = 'runs/tiny'",
                    "from pathlib import Path\nPath(run_dir, 'first.txt').write_text(str(size))")
     write_notebook(folder / "02_second.ipynb", "label = 'a'\nrun_dir = 'runs/tiny'",
-                   "from pathlib import Path\nPath(run_dir, 'second.txt').write_text(label + Path(run_dir, 'first.txt').read_text())")
+                   "from pathlib import Path\n"
+                   "Path(run_dir, 'second.txt').write_text(label + Path(run_dir, 'first.txt').read_text())")
     write_notebook(folder / "03_third.ipynb", "ratio = 0.5", "print(ratio)")
     return folder
 
@@ -124,6 +125,9 @@ def test_parameters_cell_must_hold_only_literals(tmp_path):
         runner.notebook_parameters(path)
     path = write_notebook(tmp_path / "02_bad.ipynb", "size = len('ab')")
     with pytest.raises(UserError, match="'size'.*literal"):
+        runner.notebook_parameters(path)
+    path = write_notebook(tmp_path / "03_bad.ipynb", "size = (")
+    with pytest.raises(UserError, match="03_bad.ipynb is not valid Python"):
         runner.notebook_parameters(path)
 
 
@@ -300,3 +304,86 @@ def test_relative_run_dir_counts_from_the_project_root(tmp_path, monkeypatch):
     finally:
         (ROOT / relative).rmdir()
     assert runner.resolve_run_dir(tmp_path / "abs") == tmp_path / "abs"
+
+
+# ------------------------------------------------------------------ notebook helpers on real runs
+
+def test_run_path_is_shared_by_configs_that_compute_the_same(tmp_path):
+    config = runner.run_config("quick_digits_bn", epochs=3, seed=1)
+    assert runner.run_path(tmp_path, config) == runner.run_path(tmp_path, runner.run_config("quick_digits_bn", epochs=3,
+                                                                                            seed=1, data_root="x"))
+    assert runner.run_path(tmp_path, config).name.startswith("digits-lt_resnet32_bn_ce_seed1-")
+    for other in (runner.run_config("quick_digits_bn", epochs=4, seed=1),
+                  runner.run_config("quick_digits_bn", epochs=3, seed=1, norm="nbn"),
+                  runner.run_config("quick_digits_bn", epochs=3, seed=1, imbalance_factor=20.0)):
+        assert runner.run_path(tmp_path, other) != runner.run_path(tmp_path, config)
+
+
+def test_run_config_keeps_preset_values_for_none_and_rejects_bad_ones():
+    preset = runner.run_config("quick_digits_bn")
+    assert runner.run_config("quick_digits_bn", epochs=None, seed=None).epochs == preset.epochs
+    with pytest.raises(UserError, match="norm"):
+        runner.run_config("quick_digits_bn", norm="group")
+
+
+@pytest.fixture(scope="module")
+def two_seed_runs(tmp_path_factory):
+    """BN and NBN digits-lt runs of one epoch for seeds 0 and 1, planned like notebook 05 plans them."""
+    run_dir = tmp_path_factory.mktemp("runs")
+    plan = runner.plan_runs(["quick_digits_bn", "quick_digits_nbn"], [0, 1], run_dir, epochs=1, device="cpu")
+    assert [run.status for run in plan] == ["new"] * 4
+    return plan, runner.train_plan(plan, progress=False)
+
+
+def test_planned_runs_train_once_and_are_then_finished(two_seed_runs):
+    plan, runs = two_seed_runs
+    assert runs == [run.path for run in plan]
+    assert [run.status for run in plan] == ["finished"] * 4
+    commands = runner.launch_commands(plan, gpus=4).splitlines()
+    assert commands[1] == (f"torchrun --nproc-per-node 4 -m nbn_tutorial train --config quick_digits_bn --set epochs=1 "
+                           f"--set device=cpu --set seed=1 --out {plan[1].path}")
+    assert runner.launch_commands(plan[:1], gpus=1).startswith("nbn-tutorial train --config quick_digits_bn")
+
+
+def test_gathered_results_give_mean_and_std_over_seeds(two_seed_runs):
+    from nbn_tutorial import train
+
+    _, runs = two_seed_runs
+    results = runner.gather_results(runs)
+    assert list(results["norm"]) == ["bn", "bn", "nbn", "nbn"] and list(results["seed"]) == [0, 1, 0, 1]
+    few = [100 * train.read_metrics(run).iloc[-1]["few_acc"] for run in runs]
+    assert results["few"].tolist() == pytest.approx(few)
+    table = runner.results_table(results)
+    assert table["few"].tolist() == [runner.format_mean_std(few[:2]), runner.format_mean_std(few[2:])]
+    assert list(table["seeds"]) == [2, 2]
+    summary = runner.seed_summary(results)
+    assert "On digits-lt (resnet32, ce, 1 epochs, 2 seeds), NBN" in summary and "seed-to-seed spread" in summary
+    assert list(runner.mean_accuracy_table(results).index) == ["digits-lt ce bn", "digits-lt ce nbn"]
+
+
+def test_recorded_run_results_are_percent_of_the_final_epoch(two_seed_runs, tmp_path):
+    from nbn_tutorial import train
+
+    _, runs = two_seed_runs
+    recorded = runner.record_run(tmp_path, "bn", runs[0])
+    assert recorded["bn"]["overall"] == pytest.approx(100 * train.read_metrics(runs[0]).iloc[-1]["test_acc"])
+    assert runner.read_results(tmp_path) == recorded
+
+
+def test_model_description_counts_the_shared_alpha_once():
+    from nbn_tutorial import models
+
+    bn = runner.describe_model(models.build_model("resnet32", 10, norm="bn", in_channels=1))
+    nbn = runner.describe_model(models.build_model("resnet32", 10, norm="nbn", in_channels=1))
+    count = lambda text: int(text.split(": ")[1].split(" parameters")[0].replace(",", ""))  # noqa: E731
+    assert count(nbn) == count(bn) + 1
+    assert "5 of them NBN" in nbn and "learnable α: 1 scalar parameter" in nbn
+
+
+@pytest.mark.parametrize("before, after, expected", [
+    (31.2, 35.3, "NBN improved few-shot accuracy by 4.1 points (31.2% → 35.3%)."),
+    (35.3, 31.2, "NBN lowered few-shot accuracy by 4.1 points (35.3% → 31.2%)."),
+    (35.31, 35.29, "NBN left few-shot accuracy unchanged (35.3% → 35.3%)."),
+])
+def test_change_sentences_follow_the_numbers(before, after, expected):
+    assert runner.change_sentence("NBN", "few-shot accuracy", before, after) == expected
