@@ -6,6 +6,7 @@ sentence and exit with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -36,7 +37,8 @@ def _train(args: argparse.Namespace) -> None:
     config = train.load_config(args.config, overrides)
     out = args.out if args.out is not None else train.default_run_dir(config)
     run_dir = train.train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
-    print(f"run directory: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"run directory: {run_dir}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -707,8 +707,10 @@ def accuracy_metrics(correct: np.ndarray, total: np.ndarray, shot_groups: dict[s
     }
 
 
-def _csv_value(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, (list, dict)) else ("" if value is None else value)
+def _csv_row(row: dict) -> dict:
+    """A metrics row for csv: lists as JSON strings, None as an empty cell."""
+    return {key: json.dumps(row.get(key)) if isinstance(row.get(key), (list, dict)) else
+            ("" if row.get(key) is None else row.get(key)) for key in METRIC_COLUMNS}
 
 
 def _write_metric_files(run_dir: Path, rows: list[dict]) -> None:
@@ -717,7 +719,7 @@ def _write_metric_files(run_dir: Path, rows: list[dict]) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({key: _csv_value(row.get(key)) for key in METRIC_COLUMNS} for row in rows)
+    writer.writerows(_csv_row(row) for row in rows)
     _atomic_write(run_dir / "metrics.csv", text.getvalue().encode())
 
 
@@ -731,7 +733,7 @@ def _append_metric_row(run_dir: Path, row: dict) -> None:
         writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, lineterminator="\n")
         if new:
             writer.writeheader()
-        writer.writerow({key: _csv_value(row.get(key)) for key in METRIC_COLUMNS})
+        writer.writerow(_csv_row(row))
 
 
 def _read_metric_rows(run_dir: Path) -> list[dict]:
