@@ -270,9 +270,11 @@ class FileLTDataset(LTDataset):
         self.augment = split == "train"
         self.transform: Callable = file_transform(spec, train=self.augment)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, item: int | tuple[int, int]):
+        """(image, label) for an index, or for an (index, seed) pair whose seed fixes the random transform."""
         from PIL import Image
 
+        index, sample_seed = item if isinstance(item, tuple) else (item, None)
         path, label = self.samples[index]
         try:
             with Image.open(path) as image:
@@ -280,7 +282,11 @@ class FileLTDataset(LTDataset):
         except FileNotFoundError:
             raise UserError(f"image {path} listed in {self.list_file} not found; put the images under "
                             f"{self.image_root} so that the list's relative paths resolve") from None
-        return self.transform(rgb), label
+        if sample_seed is None:
+            return self.transform(rgb), label
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed)
+            return self.transform(rgb), label
 
     def for_training(self, train: bool) -> FileLTDataset:
         """This split with training augmentation on or off (a shallow copy when that changes)."""
@@ -727,6 +733,22 @@ class TensorLoader:
             yield x, self.targets[index]
 
 
+class _SampleSeeds(torch.utils.data.Sampler):
+    """Yields (index, seed) pairs: the indices of ``order`` with a seed that depends on (seed, epoch, index) only."""
+
+    def __init__(self, order, seed: int) -> None:
+        self.order = order
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        base = (self.seed * 1_000_003 + self.epoch) << 32
+        return ((int(index), base + int(index)) for index in self.order)
+
+
 class FileLoader:
     """A torch DataLoader over a files dataset: workers, pinned memory, distributed sampling, device moves."""
 
@@ -741,14 +763,20 @@ class FileLoader:
         # A DistributedSampler (one replica when not distributed) gives a seeded, per-epoch training order.
         self.sampler = (DistributedSampler(view, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed)
                         if train or num_replicas > 1 else None)
-        self.loader = DataLoader(view, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers,
-                                 persistent_workers=num_workers > 0, pin_memory=self.device.type == "cuda",
-                                 generator=torch.Generator().manual_seed(seed), drop_last=False)
+        # Persistent workers keep their RNG streams across epochs, so a resumed run would augment
+        # differently; instead each sample's transform is seeded from (seed, epoch, index).
+        self.seeded = _SampleSeeds(self.sampler if self.sampler is not None else range(len(view)), seed) if train \
+            else None
+        self.loader = DataLoader(view, batch_size=batch_size, sampler=self.seeded or self.sampler,
+                                 num_workers=num_workers, persistent_workers=num_workers > 0,
+                                 pin_memory=self.device.type == "cuda", drop_last=False)
 
     def set_epoch(self, epoch: int) -> None:
-        """Forward the epoch to the sampler so every epoch has its own seeded order."""
+        """Forward the epoch to the sampler so every epoch has its own seeded order and augmentation."""
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
+        if self.seeded is not None:
+            self.seeded.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -672,3 +672,22 @@ def test_tensor_dataset_getitem_with_a_pil_transform():
     train.transform = transforms.PILToTensor()
     image, label = train[0]
     assert image.shape == (1, 8, 8) and torch.equal(image, train.images[0]) and label == int(train.targets[0])
+
+
+def test_file_loader_augmentation_depends_on_seed_and_epoch_only(imagenet_like):
+    """A resumed run (fresh persistent workers, jumping straight to epoch 1) sees epoch 1's exact batches."""
+    train = data.build_dataset("imagenet-lt", root=imagenet_like)
+
+    def epoch_batches(loader, epoch):
+        loader.set_epoch(epoch)
+        return [x for x, _ in loader]
+
+    straight = data.make_loader(train, batch_size=4, train=True, num_workers=1, seed=5)
+    epoch0 = epoch_batches(straight, 0)
+    epoch1 = epoch_batches(straight, 1)
+    resumed = data.make_loader(train, batch_size=4, train=True, num_workers=1, seed=5)
+    for a, b in zip(epoch1, epoch_batches(resumed, 1)):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(epoch0, epoch1))
+    other_seed = data.make_loader(train, batch_size=4, train=True, num_workers=1, seed=6)
+    assert not all(torch.equal(a, b) for a, b in zip(epoch1, epoch_batches(other_seed, 1)))
