@@ -830,63 +830,6 @@ def describe_split(train_split, test_split) -> Summary:
                    f"{shares}. {test_text}")
 
 
-def _themed_figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width * ncols, height), layout="constrained")
-    return figure, [figure.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-
-
-def plot_longtail_profiles(num_classes: int = 100, max_per_class: int = 500,
-                           imbalance_factors: Sequence[float] = (10, 100)):
-    """Class counts of the exp and step profiles (log scale), the picture behind 'long-tailed'."""
-    import matplotlib
-
-    from nbn_tutorial import data, plots
-
-    with matplotlib.rc_context(plots.theme_rc()):
-        figure, (axis,) = _themed_figure(width=6.0)
-        for profile in ("exp", "step"):
-            for factor in imbalance_factors:
-                counts = data.longtail_counts(num_classes, max_per_class, factor, profile)
-                axis.plot(range(num_classes), counts, label=f"{profile}, IF={factor:g}",
-                          linestyle="-" if profile == "exp" else "--")
-        axis.set(yscale="log", xlabel="class (sorted by frequency)", ylabel="training images",
-                 title=f"long-tailed profiles ({num_classes} classes, {max_per_class} per class at the head)")
-        axis.legend(fontsize="small")
-    return figure
-
-
-def plot_class_samples(dataset, per_class: int = 6, seed: int = 0):
-    """A grid of training images: one row per class (most frequent first), labelled with the class count."""
-    import matplotlib
-    import numpy as np
-
-    from nbn_tutorial import plots
-
-    rng = np.random.default_rng(seed)
-    counts = dataset.class_counts
-    order = np.argsort(-counts, kind="stable")
-    with matplotlib.rc_context(plots.theme_rc()):
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(1.1 * per_class, 1.1 * len(order)), layout="constrained")
-        axes = figure.subplots(len(order), per_class, squeeze=False)
-        for row, label in enumerate(order):
-            members = np.flatnonzero(dataset.targets == label)
-            chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
-            for column, axis in enumerate(axes[row]):
-                axis.set_xticks([])
-                axis.set_yticks([])
-                axis.grid(False)
-                if column < len(chosen):
-                    image = dataset.images[int(chosen[column])].permute(1, 2, 0).numpy()
-                    axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
-            axes[row, 0].set_ylabel(f"{dataset.classes[label]}\n{counts[label]}", fontsize="small")
-        figure.suptitle("training images per class (row label: class and its training count)")
-    return figure
-
-
 # ---- notebooks 02-04: summaries ------------------------------------------------------------------
 
 def baseline_summary(run: str | Path) -> Summary:

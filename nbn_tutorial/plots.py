@@ -405,3 +405,44 @@ def plot_training_curves(metrics: Tables) -> Figure:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _legend_outside(ax)
     return figure
+
+
+@_themed
+def plot_longtail_profiles(num_classes: int = 100, max_per_class: int = 500,
+                           imbalance_factors: Sequence[float] = (10, 100)) -> Figure:
+    """Class counts of the exp and step profiles (log scale), the picture behind 'long-tailed'."""
+    from nbn_tutorial.data import longtail_counts
+
+    figure, axes = _figure(width=6.0)
+    ax = axes[0, 0]
+    for profile in ("exp", "step"):
+        for factor in imbalance_factors:
+            ax.plot(range(num_classes), longtail_counts(num_classes, max_per_class, factor, profile),
+                    label=f"{profile}, IF={factor:g}", linestyle="-" if profile == "exp" else "--")
+    ax.set(yscale="log", xlabel="class (sorted by frequency)", ylabel="training images",
+           title=f"long-tailed profiles ({num_classes} classes, {max_per_class} per class at the head)")
+    ax.legend(fontsize="small")
+    return figure
+
+
+@_themed
+def plot_class_samples(dataset, per_class: int = 6, seed: int = 0) -> Figure:
+    """A grid of training images of a tensor dataset: one row per class (most frequent first) with its count."""
+    rng = np.random.default_rng(seed)
+    counts = dataset.class_counts
+    order = np.argsort(-counts, kind="stable")
+    figure = Figure(figsize=(1.1 * per_class, 1.1 * len(order)), layout="constrained")
+    axes = figure.subplots(len(order), per_class, squeeze=False)
+    for row, label in enumerate(order):
+        members = np.flatnonzero(dataset.targets == label)
+        chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
+        for column, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if column < len(chosen):
+                image = dataset.images[int(chosen[column])].permute(1, 2, 0).numpy()
+                ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+        axes[row, 0].set_ylabel(f"{dataset.classes[label]}\n{counts[label]}", fontsize="small")
+    figure.suptitle("training images per class (row label: class and its training count)")
+    return figure

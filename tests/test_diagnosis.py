@@ -429,3 +429,14 @@ def test_plots_leave_global_style_alone():
     before = dict(mpl.rcParams)
     plots.plot_confusion(np.eye(3))
     assert dict(mpl.rcParams) == before
+
+
+def test_data_figures_show_the_profiles_and_one_row_per_class():
+    profiles = plots.plot_longtail_profiles(num_classes=10, max_per_class=500, imbalance_factors=(10, 100))
+    _assert_figure(profiles)
+    lines = profiles.axes[0].get_lines()
+    assert len(lines) == 4 and list(lines[0].get_ydata()) == data.longtail_counts(10, 500, 10, "exp")
+    train = data.build_dataset("digits-lt", split="train")
+    samples = plots.plot_class_samples(train, per_class=3)
+    _assert_figure(samples)
+    assert len(samples.axes) == 3 * train.num_classes
