@@ -193,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                              GPU_TARGET_RATIO if on_cuda else 1.0))
             wall = timing.extrapolated_wall_s()
             verdict = f" (target <= {GPU_TARGET_WALL_S:g} s on one H100: {'met' if wall <= GPU_TARGET_WALL_S else 'NOT met'})"
-            print(f"{label}: {PAPER_EPOCHS}-epoch wall extrapolated to {wall:.0f} s{verdict if on_cuda else ''}")
+            print(f"{label}: {PAPER_EPOCHS}-epoch wall extrapolated to {wall:.0f} s ({wall / 3600:.2f} h)"
+                  f"{verdict if on_cuda else ''}")
 
 
 if __name__ == "__main__":

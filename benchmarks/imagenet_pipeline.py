@@ -232,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Generate the tree, measure the pipeline per worker count, build and measure the cache, print all."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_device_argument(parser)
-    parser.add_argument("--images", type=int, default=320, help="JPEGs in the generated tree")
+    parser.add_argument("--images", type=int, default=None,
+                        help="JPEGs in the generated tree (default: 64 per worker of --max-workers, at least 320)")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="timed passes per worker count (median taken)")
@@ -240,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--short-side", type=int, default=256, help="short side of the pre-resized cache")
     parser.add_argument("--keep", default=None, help="generate into this folder and keep it (default: temporary)")
     args = parser.parse_args(argv)
+    args.images = args.images or max(320, 64 * args.max_workers)
     device = resolve_device(args.device, args.threads)
     cores = os.cpu_count() or 1
     print(environment_line(device))

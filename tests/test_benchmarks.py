@@ -12,13 +12,13 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-sys.path.insert(0, str(BENCHMARKS))
+sys.path.append(str(BENCHMARKS))  # the scripts' modules (reference_loop, demo_budget, ...) for in-process tests
 
 
 def run_script(name: str, *args: str, timeout: float = 240) -> str:
-    """Run benchmarks/<name>.py on the CPU; assert exit status 0 and return its output."""
-    result = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args], capture_output=True,
-                            text=True, timeout=timeout, cwd=BENCHMARKS.parent)
+    """Run benchmarks/<name>.py on the CPU with one torch thread (immune to other jobs' load); return its output."""
+    command = [sys.executable, str(BENCHMARKS / f"{name}.py"), "--device", "cpu", "--threads", "1", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=BENCHMARKS.parent)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -29,7 +29,7 @@ def ratio_values(output: str) -> list[float]:
 
 
 def test_nbn_overhead_prints_a_ratio_per_nbn_placement():
-    output = run_script("nbn_overhead", "--device", "cpu", "--batch-size", "8", "--steps", "1", "--repeats", "2",
+    output = run_script("nbn_overhead", "--batch-size", "8", "--steps", "1", "--repeats", "2",
                         "--where", "official,all")
     ratios = ratio_values(output)
     assert len(ratios) == 2 and all(ratio > 0 for ratio in ratios), output
@@ -37,7 +37,7 @@ def test_nbn_overhead_prints_a_ratio_per_nbn_placement():
 
 
 def test_loader_prints_training_and_loader_only_ratios():
-    output = run_script("loader", "--device", "cpu", "--images", "64", "--batch-size", "32", "--repeats", "1",
+    output = run_script("loader", "--images", "64", "--batch-size", "32", "--repeats", "1",
                         "--workers", "1")
     ratios = ratio_values(output)
     assert len(ratios) == 2 and all(ratio > 0 for ratio in ratios), output
@@ -45,7 +45,7 @@ def test_loader_prints_training_and_loader_only_ratios():
 
 
 def test_cifar_lt_speed_times_engine_and_reference_loop():
-    output = run_script("cifar_lt_speed", "--device", "cpu", "--epochs", "1", "--train-per-class", "100",
+    output = run_script("cifar_lt_speed", "--epochs", "1", "--train-per-class", "100",
                         "--test-per-class", "5", "--workers", "0")
     assert len(ratio_values(output)) == 1, output
     assert "200-epoch wall extrapolated" in output
@@ -53,13 +53,24 @@ def test_cifar_lt_speed_times_engine_and_reference_loop():
 
 @pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_parity_prints_mean_std_and_a_verdict():
-    output = run_script("parity", "--device", "cpu", "--seeds", "2", "--epochs", "1", "--train-per-class", "100",
+    output = run_script("parity", "--seeds", "2", "--epochs", "1", "--train-per-class", "100",
                         "--test-per-class", "5", "--workers", "0")
     assert len(ratio_values(output)) == 1, output
     assert "mean ± std over 2 seeds" in output and "verdict: " in output
 
 
-def test_reference_loop_trains_and_reports_protocol_metrics():
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for an in-process test, as the scripts get with --threads 1."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_reference_loop_trains_and_reports_protocol_metrics(one_torch_thread):
     from reference_loop import protocol_lr, scaled_schedule, train_reference
     from synthetic import cifar_arrays
 
@@ -75,9 +86,8 @@ def test_reference_loop_trains_and_reports_protocol_metrics():
 
 @pytest.mark.parametrize("epochs", [1, 8, 200])
 def test_reference_schedule_is_the_engines_schedule(epochs):
-    from reference_loop import protocol_lr, scaled_schedule
-
     from nbn_tutorial.train import Config, learning_rate
+    from reference_loop import protocol_lr, scaled_schedule
 
     warmup, milestones = scaled_schedule(epochs)
     config = Config(epochs=epochs, warmup_epochs=warmup, milestones=list(milestones))
@@ -86,7 +96,7 @@ def test_reference_schedule_is_the_engines_schedule(epochs):
 
 
 def test_imagenet_pipeline_measures_original_and_cache():
-    output = run_script("imagenet_pipeline", "--device", "cpu", "--images", "12", "--classes", "3",
+    output = run_script("imagenet_pipeline", "--images", "12", "--classes", "3",
                         "--batch-size", "4", "--repeats", "1", "--max-workers", "1")
     assert len(ratio_values(output)) == 1, output
     assert "cores needed for 2500 images/s" in output
