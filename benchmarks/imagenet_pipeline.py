@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from bench_utils import add_device_argument, environment_line, format_table, median, ratio_line, resolve_device
+from nbn_tutorial.data import build_resized_cache  # after bench_utils, which puts the repo on sys.path
 
 H100_RESNET50_IMAGES_PER_S = 2500
 TYPICAL_SIZES = ((500, 375), (375, 500), (500, 333), (500, 400), (333, 500), (500, 500), (640, 480))
@@ -83,53 +84,6 @@ def generate_jpeg_tree(root: Path, num_images: int, num_classes: int = 10, seed:
         total_bytes = sum(pool.map(_write_image, jobs, chunksize=8))
     (folder / LIST_FILE).write_text("".join(lines))
     return folder, total_bytes / num_images / 1024
-
-
-# ----------------------------------------------------------------------------------------------
-# The pre-resized cache (proposed for nbn_tutorial.data)
-# ----------------------------------------------------------------------------------------------
-
-def _resize_one(job: tuple[str, str, int, int]) -> None:
-    from PIL import Image
-
-    source, target, short_side, quality = job
-    with Image.open(source) as image:
-        # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale directly when the target is that much smaller.
-        image.draft("RGB", (short_side * image.width // min(image.size), short_side * image.height // min(image.size)))
-        rgb = image.convert("RGB")
-    scale = short_side / min(rgb.size)
-    if scale < 1:
-        rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.BICUBIC, reducing_gap=3.0)
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    partial = f"{target}.{os.getpid()}.partial"
-    rgb.save(partial, "JPEG", quality=quality)
-    os.replace(partial, target)
-
-
-def build_resized_cache(image_root: str | os.PathLike, list_files: Sequence[str | os.PathLike],
-                        cache_root: str | os.PathLike, short_side: int = 256, quality: int = 90,
-                        workers: int | None = None) -> Path:
-    """Copy every image named in `list_files` (paths relative to `image_root`) to `cache_root`, resized so
-    its shorter side is at most `short_side` (never enlarged), as JPEG; list files are copied alongside.
-
-    Resumable: images already in the cache are skipped. Point `--data-root`/`--list-dir` at the cache
-    afterwards; the list files and labels are unchanged.
-    """
-    from nbn_tutorial.data import read_list_file
-
-    image_root, cache_root = Path(image_root), Path(cache_root)
-    jobs: dict[str, tuple[str, str, int, int]] = {}
-    for list_file in map(Path, list_files):
-        relative_paths, _ = read_list_file(list_file)
-        for relative in relative_paths:
-            target = cache_root / relative
-            if not target.is_file():
-                jobs[relative] = (str(image_root / relative), str(target), short_side, quality)
-        cache_root.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(list_file, cache_root / list_file.name)
-    with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
-        list(pool.map(_resize_one, jobs.values(), chunksize=16))
-    return cache_root
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,6 +28,14 @@ def _data_stats(args: argparse.Namespace) -> None:
                                     profile=args.profile, seed=args.seed, list_dir=args.list_dir))
 
 
+def _data_cache(args: argparse.Namespace) -> None:
+    from nbn_tutorial import data
+
+    out = data.cache_dataset(args.name, args.out, root=args.data_root, list_dir=args.list_dir,
+                             short_side=args.short_side, workers=args.workers)
+    print(f"pre-resized cache: {out} (train with --data-root {args.out})")
+
+
 def _train(args: argparse.Namespace) -> None:
     from nbn_tutorial import train
 
@@ -88,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--seed", type=int, default=0, help="seed of the long-tailed selection")
     stats.add_argument("--list-dir", default=None, help="folder of the official list files (list datasets)")
     stats.set_defaults(handler=_data_stats)
+    cache = data_commands.add_parser("cache", parents=[root_option],
+                                     help="pre-resize a list dataset's images (faster ImageNet-LT/iNat loading)")
+    cache.add_argument("name", help="imagenet-lt, places-lt or inat2018")
+    cache.add_argument("--out", required=True, help="new data root that will hold the resized copy")
+    cache.add_argument("--short-side", type=int, default=256, help="shorter image side after resizing")
+    cache.add_argument("--list-dir", default=None, help="folder of the official list files")
+    cache.add_argument("--workers", type=int, default=None, help="resizing processes (default: all cores)")
+    cache.set_defaults(handler=_data_cache)
 
     train = commands.add_parser("train", parents=[root_option], help="train a model from a YAML config")
     train.add_argument("--config", required=True, help="YAML config, e.g. configs/quick_digits_bn.yaml")

@@ -106,7 +106,7 @@ def test_imagenet_pipeline_measures_original_and_cache():
 def test_resized_cache_keeps_paths_and_bounds_the_short_side(tmp_path):
     from PIL import Image
 
-    from imagenet_pipeline import LIST_FILE, build_resized_cache, generate_jpeg_tree
+    from imagenet_pipeline import LIST_FILE, build_resized_cache, generate_jpeg_tree  # the package's, re-exported
 
     folder, _ = generate_jpeg_tree(tmp_path / "original", num_images=4, num_classes=2, workers=1)
     small = folder / "train" / "small.JPEG"

@@ -691,3 +691,22 @@ def test_file_loader_augmentation_depends_on_seed_and_epoch_only(imagenet_like):
     assert not all(torch.equal(a, b) for a, b in zip(epoch0, epoch1))
     other_seed = data.make_loader(train, batch_size=4, train=True, num_workers=1, seed=6)
     assert not all(torch.equal(a, b) for a, b in zip(epoch1, epoch_batches(other_seed, 1)))
+
+
+def test_resized_cache_shrinks_images_keeps_lists_and_loads_as_the_dataset(imagenet_like, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "cache_root"
+    cache = data.cache_dataset("imagenet-lt", out, root=imagenet_like, short_side=5, workers=1)
+    original = data.build_dataset("imagenet-lt", root=imagenet_like)
+    cached = data.build_dataset("imagenet-lt", root=out)
+    assert cached.targets.tolist() == original.targets.tolist()
+    for (source, _), (copy_path, _) in zip(original.samples, cached.samples):
+        with Image.open(source) as big, Image.open(copy_path) as small:
+            assert min(big.size) == 10 and min(small.size) == 5
+    assert cached[0][0].shape == (3, 224, 224)
+    assert cache == (out / "ImageNet_LT").resolve()
+    with pytest.raises(UserError, match="image folder itself"):
+        data.cache_dataset("imagenet-lt", imagenet_like, root=imagenet_like)
+    with pytest.raises(UserError, match="not a list-file dataset"):
+        data.cache_dataset("digits-lt", out)
