@@ -904,6 +904,13 @@ def _clear_run_dir(run_dir: Path) -> None:
 # The trainer
 # ----------------------------------------------------------------------------------------------------
 
+def _check_last_batch(config: Config, last_batch: int) -> None:
+    """The LR head normalises logits over the batch, which is impossible for a last batch of one sample."""
+    if config.head == "lr" and last_batch == 1:
+        raise UserError(f"with head=lr the last training batch would hold a single sample, which batch "
+                        f"normalisation of the logits cannot train on; change batch_size (now {config.batch_size})")
+
+
 class _Trainer:
     """One training run: built from a config, driven epoch by epoch, checkpointed to the run directory."""
 
@@ -938,6 +945,7 @@ class _Trainer:
         self.train_loader = data.make_loader(self.train_set, train=True, **loader_options)
         self.test_loader = data.make_loader(self.test_set, train=False, **loader_options)
         self.test_samples = _shard_size(len(self.test_set), info.world_size, info.rank)
+        _check_last_batch(config, _shard_size(len(self.train_set), info.world_size, info.rank) % per_process)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """DDP and torch.compile around the model, as configured."""

@@ -339,3 +339,13 @@ def test_compile_adds_graphs_once_not_every_epoch(tmp_path):
         assert math.isfinite(row.train_loss)
         graphs.append(counters["stats"]["unique_graphs"])
     assert graphs[0] > 0 and graphs[1] == graphs[0]
+
+
+def test_lr_head_refuses_a_last_batch_of_one_sample(tmp_path):
+    from nbn_tutorial import data
+
+    train_size = len(data.build_dataset("digits-lt"))
+    config = train.load_config("quick_digits_bn", ["head=lr", f"batch_size={train_size - 1}", "epochs=1"])
+    with pytest.raises(UserError, match="single sample"):
+        train.train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
