@@ -7,7 +7,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("errors", "data", "nn", "models", "losses", "train", "diagnosis", "plots", "notebooks", "cli")
+_SUBMODULES = ("errors", "paths", "fileio", "registry", "accuracy", "data", "nn", "models", "losses", "train",
+               "diagnosis", "plots", "notebooks", "cli")
 
 
 def __getattr__(name: str):

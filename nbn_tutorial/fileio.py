@@ -1,0 +1,121 @@
+"""Writing and reading the project's files: one atomic-write rule, one YAML-mapping reader.
+
+Every file the package writes (checkpoints, metric files, configs, list files, manifests, reports)
+goes through :func:`atomic_write_bytes`: a temporary file next to the target, flushed to disk, then
+renamed over it, so a crash or a full disk never leaves a half-written file and never damages the
+previous version. Failures are :class:`UserError` sentences naming the path.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nbn_tutorial.errors import UserError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def write_error(path: str | os.PathLike, error: OSError) -> UserError:
+    """The one sentence for a file or folder that cannot be written (full disk, no permission, under a file)."""
+    reason = error.strerror or str(error)
+    return UserError(f"cannot write {str(path)!r} ({reason}); free some disk space or choose a writable location "
+                     "(nothing already written there was changed)")
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` and its parents if needed; a UserError when it cannot be a folder."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{str(folder)!r} is a file, not a folder; choose another location")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(folder, error) from None
+    return folder
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
+    """Write ``payload`` to a temporary file next to ``path``, then rename it over ``path``; returns ``path``."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    except OSError as error:
+        raise write_error(path, error) from None
+    try:
+        with handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(handle.name, path)
+    except OSError as error:
+        Path(handle.name).unlink(missing_ok=True)
+        raise write_error(path, error) from None
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """:func:`atomic_write_bytes` of UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, content: Any) -> Path:
+    """:func:`atomic_write_bytes` of indented JSON (non-JSON values written with ``str``)."""
+    return atomic_write_text(path, json.dumps(content, indent=2, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """The JSON content of ``path``; a UserError naming ``what`` when it is missing or damaged."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what} {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{what} {str(path)!r} cannot be read as JSON ({error}); delete it or restore it") from None
+
+
+def yaml_error_text(error: yaml.YAMLError) -> str:
+    """A YAML syntax error in one line, with its line and column when PyYAML knows them."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file", *, allow_empty: bool = True) -> dict[str, Any]:
+    """The mapping stored in a YAML file; UserErrors name ``what``, the path, and the line of a syntax error."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a folder; give the path of a YAML file")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what} {str(path)!r} does not exist; give an existing YAML file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise UserError(f"cannot read {what} {str(path)!r} ({reason})") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{what} {str(path)!r} is not valid YAML ({yaml_error_text(error)})") from None
+    if content is None:
+        if not allow_empty:
+            raise UserError(f"{what} {str(path)!r} is empty; write its settings as `key: value` lines")
+        return {}
+    if not isinstance(content, dict) or not all(isinstance(key, str) for key in content):
+        raise UserError(f"{what} {str(path)!r} must be a YAML mapping of `key: value` lines")
+    return content

@@ -1,0 +1,58 @@
+"""Named choices: one registry type for models, norms, heads and losses, and one check for a named option."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Generic, TypeVar
+
+from nbn_tutorial.errors import UserError
+
+T = TypeVar("T")
+
+
+def check_choice(kind: str, value: object, valid: Sequence[str]) -> None:
+    """A UserError naming the valid words (and the closest one) unless ``value`` is one of ``valid``."""
+    if value in valid:
+        return
+    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UserError(f"unknown {kind} {value!r}{hint}; valid: {', '.join(map(str, valid))}")
+
+
+class Registry(Generic[T]):
+    """Builders of one kind by name, filled with ``@registry.register("name")`` or ``registry.register("name", f)``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T | None = None) -> T | Callable[[T], T]:
+        """Register ``entry`` under ``name`` (or return a decorator that does); names are unique."""
+        def add(item: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = item
+            return item
+
+        return add(entry) if entry is not None else add
+
+    def get(self, name: str) -> T:
+        """The entry registered as ``name``; a UserError listing the valid names otherwise."""
+        check_choice(self.kind, name, self.names())
+        return self._entries[name]
+
+    def names(self) -> tuple[str, ...]:
+        """Registered names, in registration order."""
+        return tuple(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}: {', '.join(self._entries)})"
