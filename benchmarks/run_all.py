@@ -12,6 +12,7 @@ import argparse
 import datetime
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,18 +53,31 @@ def fresh_results_path(device: str) -> Path:
     return path
 
 
-def run_benchmark(name: str, arguments: list[str], log) -> int:
-    """Run one script, echoing its output live and into `log`; returns its exit status."""
-    command = [sys.executable, str(HERE / f"{name}.py"), *arguments]
+def run_benchmark(name: str, arguments: list[str], log, command: list[str] | None = None,
+                  timeout_s: float | None = None) -> int:
+    """Run one script (or ``command``), echoing its output live and into `log`; returns its exit status.
+
+    With ``timeout_s`` the process is stopped once that many seconds have passed (status 124).
+    """
+    command = command or [sys.executable, str(HERE / f"{name}.py"), *arguments]
     header = f"\n=== {name}: {' '.join(command[1:])}"
     print(header, flush=True)
     log.write(header + "\n")
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                               cwd=HERE.parent)
+    timer = threading.Timer(timeout_s, process.kill) if timeout_s else None
+    if timer is not None:
+        timer.start()
     for line in process.stdout:
         print(line, end="", flush=True)
         log.write(line)
     status = process.wait()
+    if timer is not None:
+        timer.cancel()
+        if status < 0:
+            status = 124
+            log.write(f"=== {name}: stopped after its time budget of {timeout_s:.0f} s\n")
     footer = f"=== {name}: exit status {status}, {time.perf_counter() - start:.0f} s"
     print(footer, flush=True)
     log.write(footer + "\n")

@@ -78,6 +78,15 @@ def _notebooks_report(args: argparse.Namespace) -> None:
     print(f"report: {notebooks.build_report(args.dir)}")
 
 
+def _notebooks_copy(args: argparse.Namespace) -> None:
+    from nbn_tutorial import workspace
+
+    folder, written, kept = workspace.copy_workspace(args.dir)
+    kept_text = f", kept {kept} identical" if kept else ""
+    print(f"workspace: {folder} (wrote {written} files{kept_text}); run `nbn-tutorial` and JupyterLab inside it "
+          "to use its notebooks, profiles and presets")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `nbn-tutorial`."""
     parser = argparse.ArgumentParser(prog="nbn-tutorial", description=__doc__.splitlines()[0])
@@ -134,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("sweep", help="sweep YAML (a base profile and a grid of parameters)")
     sweep.add_argument("--out", default=None, help="output directory of the sweep")
     sweep.set_defaults(handler=_notebooks_sweep)
+    copy = nb_commands.add_parser("copy", help="copy the notebooks, profiles and presets into a folder you can edit")
+    copy.add_argument("dir", help="the folder to create or complete (existing files are never overwritten)")
+    copy.set_defaults(handler=_notebooks_copy)
     report = nb_commands.add_parser("report", help="write report.md for an executed sequence")
     report.add_argument("dir", help="the output directory of `notebooks run`")
     report.set_defaults(handler=_notebooks_report)

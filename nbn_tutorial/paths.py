@@ -1,9 +1,14 @@
-"""Where the project's own files live: the source checkout, or the copies an installed wheel carries.
+"""Where the project's own files live: a learner's workspace, the source checkout, or the wheel's copies.
 
-A source checkout (``pyproject.toml``, ``configs/`` and ``notebooks/`` next to the package) keeps the
-presets, notebook profiles and notebooks at the top level, as the README shows. A wheel carries the
-same files as package data under ``nbn_tutorial/_bundled/`` (see ``setup.py``). Everything that reads
-them asks this module, so both layouts behave the same.
+Three layouts hold the presets (``configs/``), the notebooks with their profiles (``notebooks/``,
+``notebooks/params/``) and the studies (``studies/``):
+
+- a **workspace**: a folder written by ``nbn-tutorial notebooks copy DIR``, marked by the file
+  :data:`WORKSPACE_MARKER`; it is used when the current directory is inside it, so a learner's edits win;
+- the **source checkout** holding this package (``pyproject.toml`` next to it), as the README shows;
+- the **bundled copy** a wheel carries under ``nbn_tutorial/_bundled/`` (see ``setup.py``).
+
+Everything that reads these files asks this module, so all three layouts behave the same.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLE_DIR = PACKAGE_DIR / "_bundled"
 RESOURCE_FOLDERS = ("configs", "notebooks", "studies")
+WORKSPACE_MARKER = "nbn-tutorial-workspace.txt"
 
 
 def source_root() -> Path | None:
@@ -23,9 +29,23 @@ def source_root() -> Path | None:
     return None
 
 
+def workspace_root(start: str | os.PathLike | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` (default: the current directory) holding :data:`WORKSPACE_MARKER`."""
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / WORKSPACE_MARKER).is_file():
+            return folder
+    return None
+
+
+def project_root() -> Path | None:
+    """The folder relative paths count from: the workspace around the current directory, else the checkout."""
+    return workspace_root() or source_root()
+
+
 def resource_root() -> Path:
-    """The folder holding ``configs/``, ``notebooks/`` and ``studies/``: the checkout, else the bundled copy."""
-    return source_root() or BUNDLE_DIR
+    """The folder holding ``configs/``, ``notebooks/`` and ``studies/``: workspace, checkout, else the bundled copy."""
+    return project_root() or BUNDLE_DIR
 
 
 PRESET_DIR = resource_root() / "configs"
@@ -35,8 +55,8 @@ STUDY_DIR = resource_root() / "studies"
 
 
 def project_path(path: str | os.PathLike) -> Path:
-    """An absolute path; relative paths count from the source checkout, or from the current directory
-    when the package is installed (there is no project root then).
+    """An absolute path; relative paths count from :func:`project_root` (workspace or checkout), or from the
+    current directory when there is neither (an installed package used elsewhere).
 
     JupyterLab runs notebooks in ``notebooks/``, papermill in the current directory: anchoring relative
     paths at the checkout makes both find the same checkpoints and data.
@@ -44,4 +64,4 @@ def project_path(path: str | os.PathLike) -> Path:
     path = Path(path).expanduser()
     if path.is_absolute():
         return path
-    return (source_root() or Path.cwd()) / path
+    return (project_root() or Path.cwd()) / path

@@ -61,3 +61,44 @@ def test_module_entry_point_and_console_script_work():
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "notebooks" in result.stdout and "train" in result.stdout
+
+
+def _third_party_imports(folder: Path) -> set[str]:
+    """Top-level names imported anywhere under ``folder`` that are neither stdlib nor this project."""
+    import ast
+
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    local = {"nbn_tutorial"} | {path.stem for folder in ("benchmarks", "tests") for path in (ROOT / folder).glob("*.py")}
+    return {name for name in names if name not in sys.stdlib_module_names and name not in local}
+
+
+def _distributions(import_names: set[str]) -> set[str]:
+    from importlib.metadata import packages_distributions
+
+    mapping = packages_distributions()
+    missing = sorted(name for name in import_names if name not in mapping)
+    assert not missing, f"imported but not installed: {missing}"
+    return {_requirement_name(mapping[name][0]).replace("_", "-") for name in import_names}
+
+
+def _declared(*sections: list[str]) -> set[str]:
+    return {_requirement_name(r).replace("_", "-") for section in sections for r in section}
+
+
+def test_every_package_the_code_imports_is_declared():
+    project = _pyproject()["project"]
+    used = _distributions(_third_party_imports(ROOT / "nbn_tutorial"))
+    assert used <= _declared(project["dependencies"]), used - _declared(project["dependencies"])
+
+
+def test_every_package_the_tests_import_is_declared():
+    project = _pyproject()["project"]
+    used = _distributions(_third_party_imports(ROOT / "tests"))
+    declared = _declared(project["dependencies"], project["optional-dependencies"]["test"])
+    assert used <= declared, used - declared
