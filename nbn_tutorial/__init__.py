@@ -8,7 +8,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("errors", "paths", "fileio", "registry", "accuracy", "data", "nn", "models", "losses", "train",
-               "diagnosis", "plots", "notebooks", "cli")
+               "diagnosis", "plots", "notebooks", "study", "provenance", "workspace", "cli")
 
 
 def __getattr__(name: str):

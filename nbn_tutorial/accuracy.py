@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-SHOT_NAMES: tuple[str, ...] = ("many", "medium", "few")
+from nbn_tutorial.data.longtail import SHOT_NAMES
 
 
 def per_class_counts(predictions, targets, num_classes: int) -> tuple[np.ndarray, np.ndarray]:

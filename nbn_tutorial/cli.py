@@ -25,7 +25,8 @@ def _data_stats(args: argparse.Namespace) -> None:
     from nbn_tutorial import data
 
     print(data.format_dataset_stats(args.name, root=args.data_root, imbalance_factor=args.imbalance_factor,
-                                    profile=args.profile, seed=args.seed, list_dir=args.list_dir))
+                                    profile=args.profile, seed=args.seed, list_dir=args.list_dir,
+                                    class_order=args.class_order, max_per_class=args.max_per_class))
 
 
 def _data_cache(args: argparse.Namespace) -> None:
@@ -54,6 +55,10 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     metrics = train.evaluate_checkpoint(args.checkpoint, split=args.split, device=args.device)
     print(train.format_metrics(metrics))
+    if metrics["selected_on"] == "test":
+        print(f"note: this checkpoint was {train.TEST_SPLIT_NOTE}")
+    elif metrics["selected_on"] == "val":
+        print("note: this checkpoint was selected on the val split")
 
 
 def _notebooks_run(args: argparse.Namespace) -> None:
@@ -87,6 +92,20 @@ def _notebooks_copy(args: argparse.Namespace) -> None:
           "to use its notebooks, profiles and presets")
 
 
+def _study_run(args: argparse.Namespace) -> None:
+    from nbn_tutorial import provenance, study
+
+    out = study.run_study(args.study, args.out, jobs=args.jobs, progress=not args.quiet,
+                          command=provenance.command_line())
+    print(f"study runs: {out} (next: nbn-tutorial study report {out})")
+
+
+def _study_report(args: argparse.Namespace) -> None:
+    from nbn_tutorial import provenance, study
+
+    print(f"study report: {study.write_study_report(args.dir, args.out, command=provenance.command_line())}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `nbn-tutorial`."""
     parser = argparse.ArgumentParser(prog="nbn-tutorial", description=__doc__.splitlines()[0])
@@ -103,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--imbalance-factor", default=None, help="max/min class count (default: the dataset's)")
     stats.add_argument("--profile", default=None, help="exp or step (default: the dataset's)")
     stats.add_argument("--seed", type=int, default=0, help="seed of the long-tailed selection")
+    stats.add_argument("--class-order", default="ldam",
+                       help="which class gets which count: ldam (class i the i-th largest) or permuted (seeded)")
+    stats.add_argument("--max-per-class", type=int, default=None,
+                       help="size of the largest class (default: the most every class can supply)")
     stats.add_argument("--list-dir", default=None, help="folder of the official list files (list datasets)")
     stats.set_defaults(handler=_data_stats)
     cache = data_commands.add_parser("cache", parents=[root_option],
@@ -149,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     report = nb_commands.add_parser("report", help="write report.md for an executed sequence")
     report.add_argument("dir", help="the output directory of `notebooks run`")
     report.set_defaults(handler=_notebooks_report)
+    studies = commands.add_parser("study", help="run a seeded grid of training runs and report paired intervals")
+    study_commands = studies.add_subparsers(dest="study_command", required=True, metavar="ACTION")
+    study_run = study_commands.add_parser("run", help="train every run of a study (resumable)")
+    study_run.add_argument("study", help="a study YAML file or the name of one in studies/")
+    study_run.add_argument("--out", required=True, help="folder of the study's run directories")
+    study_run.add_argument("--jobs", type=int, default=1, help="training processes at once (default 1)")
+    study_run.add_argument("--quiet", action="store_true", help="no progress lines")
+    study_run.set_defaults(handler=_study_run)
+    study_report = study_commands.add_parser("report", help="write results.csv, per_class.csv and summary.md")
+    study_report.add_argument("dir", help="the --out folder of `study run`")
+    study_report.add_argument("--out", default=None, help="where to write the report (default: the study folder)")
+    study_report.set_defaults(handler=_study_report)
     return parser
 
 

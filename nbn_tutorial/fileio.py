@@ -119,3 +119,25 @@ def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file", *, allow
     if not isinstance(content, dict) or not all(isinstance(key, str) for key in content):
         raise UserError(f"{what} {str(path)!r} must be a YAML mapping of `key: value` lines")
     return content
+
+
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` to ``path`` (created if missing); a UserError when it cannot be written."""
+    try:
+        with open(path, "a", newline="", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise write_error(path, error) from None
+
+
+def jsonl_text(rows: list[dict]) -> str:
+    """Rows as JSON lines."""
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a JSON-lines file ([] when it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

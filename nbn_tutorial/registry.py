@@ -10,13 +10,17 @@ from nbn_tutorial.errors import UserError
 T = TypeVar("T")
 
 
-def check_choice(kind: str, value: object, valid: Sequence[str]) -> None:
-    """A UserError naming the valid words (and the closest one) unless ``value`` is one of ``valid``."""
+def check_choice(kind: str, value: object, valid: Sequence[str], alternative: str = "") -> None:
+    """A UserError naming the valid words (and the closest one) unless ``value`` is one of ``valid``.
+
+    ``alternative`` names what else is accepted besides the words (e.g. "a number"); it ends the message.
+    """
     if value in valid:
         return
     close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise UserError(f"unknown {kind} {value!r}{hint}; valid: {', '.join(map(str, valid))}")
+    other = f" or {alternative}" if alternative else ""
+    raise UserError(f"unknown {kind} {value!r}{hint}; valid: {', '.join(map(str, valid))}{other}")
 
 
 class Registry(Generic[T]):

@@ -710,3 +710,44 @@ def test_resized_cache_shrinks_images_keeps_lists_and_loads_as_the_dataset(image
         data.cache_dataset("imagenet-lt", imagenet_like, root=imagenet_like)
     with pytest.raises(UserError, match="not a list-file dataset"):
         data.cache_dataset("digits-lt", out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Class order and head size of the long-tail recipe
+# ----------------------------------------------------------------------------------------------------
+
+def test_ldam_class_order_gives_class_i_the_ith_count():
+    counts = data.longtail_counts(10, 144, 10)
+    assert data.order_counts(counts, "ldam", seed=5).tolist() == counts
+
+
+def test_permuted_class_order_is_a_seeded_permutation_of_the_same_counts():
+    counts = data.longtail_counts(10, 144, 10)
+    orders = {seed: data.order_counts(counts, "permuted", seed).tolist() for seed in range(6)}
+    for order in orders.values():
+        assert sorted(order, reverse=True) == counts
+    assert orders[0] == data.order_counts(counts, "permuted", 0).tolist()
+    assert len({tuple(order) for order in orders.values()}) > 1, "the permutation depends on the seed"
+    head_classes = {order.index(max(order)) for order in orders.values()}
+    assert len(head_classes) > 1, "different seeds give the largest count to different classes"
+
+
+def test_permuted_digits_split_has_the_permuted_counts_and_matching_shot_groups():
+    recipe = data.LongTail(10.0, "exp", "permuted")
+    split = data.build_dataset("digits-lt", seed=3, class_order="permuted")
+    available = np.bincount(data.build_dataset("digits-lt", imbalance_factor=1, seed=3).targets, minlength=10)
+    assert split.class_counts.tolist() == recipe.class_counts(available, 3).tolist()
+    assert split.train_counts.tolist() == split.class_counts.tolist()
+    most = int(np.argmax(split.class_counts))
+    assert most in split.shot_groups["many"]
+
+
+def test_max_per_class_sets_the_head_size_and_refuses_more_than_the_data_has():
+    split = data.build_dataset("digits-lt", max_per_class=50)
+    assert split.class_counts.max() == 50 and split.class_counts.min() == 5
+    with pytest.raises(UserError, match="max_per_class 10000 exceeds"):
+        data.build_dataset("digits-lt", max_per_class=10000)
+    with pytest.raises(UserError, match="class order"):
+        data.build_dataset("digits-lt", class_order="random")
+    with pytest.raises(UserError, match="fixed by its official list files"):
+        data.build_dataset("imagenet-lt", class_order="permuted")

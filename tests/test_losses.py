@@ -1,5 +1,6 @@
 """Long-tailed losses, each against its formula written out here on small tensors."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -132,7 +133,8 @@ def test_every_loss_gives_gradients_and_accepts_counts_as_array(name):
 
 
 def test_bad_inputs_raise_user_errors():
-    with pytest.raises(UserError, match="unknown loss 'ldam'; valid: " + ", ".join(LOSSES)):
+    with pytest.raises(UserError, match=re.escape("unknown loss 'ldam' (did you mean 'ldam-drw'?); valid: "
+                                                  + ", ".join(LOSSES))):
         build_loss("ldam", COUNTS)
     with pytest.raises(UserError, match="classes \\[1\\] have none"):
         build_loss("balanced-softmax", [10, 0, 3])

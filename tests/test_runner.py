@@ -15,6 +15,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbn_tutorial import notebooks as runner
+from nbn_tutorial import paths
 from nbn_tutorial.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,14 +297,24 @@ def test_report_of_a_directory_without_a_run_says_what_to_do(tmp_path):
 
 
 def test_relative_run_dir_counts_from_the_project_root(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    relative = Path("runs") / f"test-resolve-{tmp_path.name}"
-    try:
-        assert runner.resolve_run_dir(relative) == ROOT / relative
-        assert (ROOT / relative).is_dir()
-    finally:
-        (ROOT / relative).rmdir()
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    checkout.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(paths, "source_root", lambda: checkout)
+    relative = Path("runs") / "resolve"
+    assert runner.resolve_run_dir(relative) == checkout / relative
+    assert (checkout / relative).is_dir() and not (elsewhere / "runs").exists()
     assert runner.resolve_run_dir(tmp_path / "abs") == tmp_path / "abs"
+    assert (tmp_path / "abs").is_dir()
+
+
+def test_relative_run_dir_counts_from_the_current_directory_without_a_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(paths, "source_root", lambda: None)
+    relative = Path("runs") / "resolve"
+    assert runner.resolve_run_dir(relative) == tmp_path / relative
+    assert (tmp_path / relative).is_dir()
 
 
 # ------------------------------------------------------------------ notebook helpers on real runs

@@ -194,12 +194,21 @@ def test_accuracy_metrics_from_counts():
     assert metrics["per_class_acc"] == [0.9, 0.5, 0.5, None]
 
 
+def test_accuracy_metrics_report_empty_groups_and_splits_as_none():
+    metrics = train.accuracy_metrics([3, 0], [4, 0], {"many": [0], "medium": [], "few": [1]})
+    assert (metrics["test_acc"], metrics["balanced_acc"], metrics["many_acc"]) == (0.75, 0.75, 0.75)
+    assert metrics["medium_acc"] is None and metrics["few_acc"] is None
+    empty = train.accuracy_metrics([0, 0], [0, 0], {"many": [0], "medium": [], "few": [1]})
+    assert empty["test_acc"] is None and empty["balanced_acc"] is None and empty["per_class_acc"] == [None, None]
+
+
 # ----------------------------------------------------------------------------------------------------
 # A real run
 # ----------------------------------------------------------------------------------------------------
 
 def test_run_directory_holds_config_metrics_and_checkpoints(finished_run):
-    assert sorted(os.listdir(finished_run)) == sorted(train.RUN_FILES)
+    # digits-lt has no val split: no best.pt (select_best_on=auto); an NBN run records nbn_dynamics.jsonl
+    assert sorted(os.listdir(finished_run)) == sorted(set(train.RUN_FILES) - {"best.pt"})
     rows = train.read_metrics(finished_run)
     assert list(rows.columns) == list(train.METRIC_COLUMNS) and list(rows.epoch) == [1, 2]
     last = rows.iloc[-1]
@@ -223,8 +232,14 @@ def test_checkpoints_load_with_weights_only_and_hold_the_state(finished_run):
     assert state["epoch"] == 2 and state["config"]["norm"] == "nbn"
     assert {"model", "optimizer", "scheduler", "scaler", "loss", "loader", "rng", "best"} <= set(state)
     assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
-    best = torch.load(finished_run / "best.pt", weights_only=True)
-    rows = train.read_metrics(finished_run)
+    assert state["best"] == {"metric": "balanced_acc", "split": None, "value": None, "epoch": None}
+    assert set(state["nbn_reference"]) == {f"backbone.layer3.{block}.bn2" for block in range(5)}
+
+
+def test_selecting_on_test_keeps_the_best_epoch(tmp_path):
+    run = train.train(tiny_config("epochs=2", "select_best_on=test"), tmp_path / "run", progress=False)
+    best = torch.load(run / "best.pt", weights_only=True)
+    rows = train.read_metrics(run)
     assert best["epoch"] == int(rows.epoch[rows.balanced_acc.idxmax()])
     assert best["best"]["value"] == rows.balanced_acc.max()
 

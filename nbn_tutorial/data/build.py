@@ -1,0 +1,33 @@
+"""build_dataset: one split of any registered long-tailed benchmark, by name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nbn_tutorial.data.datasets import LTDataset
+from nbn_tutorial.data.files import list_dataset
+from nbn_tutorial.data.imagefolder import imagefolder_dataset
+from nbn_tutorial.data.specs import check_split, get_spec, longtail_options, resolve_data_root
+from nbn_tutorial.data.tensor_sources import load_arrays, tensor_dataset
+
+
+def build_dataset(name: str, root=None, imbalance_factor: float | None = None, profile: str | None = None,
+                  seed: int = 0, split: str = "train", download: bool = False, list_dir=None,
+                  class_order: str = "ldam", max_per_class: int | None = None) -> LTDataset:
+    """One split of a registered long-tailed benchmark (see DATASETS and data/README.md).
+
+    ``class_order`` (``ldam`` or ``permuted``) decides which class gets which long-tail count and
+    ``max_per_class`` the head class's size (None: the most every class can supply); see
+    :class:`nbn_tutorial.data.longtail.LongTail`. ``seed`` draws the subset (and the permutation).
+    """
+    spec = get_spec(name)
+    longtail = longtail_options(spec, imbalance_factor, profile, class_order, max_per_class)
+    data_root = resolve_data_root(root)
+    list_dir = Path(list_dir).expanduser() if list_dir not in (None, "") else None
+    if name == "imagefolder-lt":
+        return imagefolder_dataset(data_root, list_dir, longtail, seed, split)
+    check_split(spec, split)
+    if spec.kind == "files":
+        folder = data_root / spec.folder
+        return list_dataset(spec, folder, list_dir or folder, split)
+    arrays = load_arrays(name, data_root, seed, download)
+    return tensor_dataset(spec, arrays, split, longtail, seed)

@@ -1,0 +1,125 @@
+"""Text for the `nbn-tutorial data` commands: the dataset list and one benchmark's counts and shot groups."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nbn_tutorial.data.files import list_counts, parse_list_lines
+from nbn_tutorial.data.imagefolder import imagefolder_split_lines
+from nbn_tutorial.data.longtail import LongTail, shot_groups, shot_rule_text
+from nbn_tutorial.data.specs import DATASETS, DatasetSpec, MissingFiles, get_spec, longtail_options, resolve_data_root
+from nbn_tutorial.data.tensor_sources import load_arrays, tensor_dataset
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def format_dataset_list() -> str:
+    """A table of the registered datasets: kind, classes, long-tail defaults, shot rule, description."""
+    rows = [["name", "kind", "classes", "default LT", "shots", "description"]]
+    for spec in DATASETS.values():
+        long_tail = (f"IF {spec.default_imbalance_factor:g} {spec.default_profile}"
+                     if spec.default_imbalance_factor is not None else "list files")
+        rows.append([spec.name, spec.kind, str(spec.num_classes or "tree"), long_tail, spec.shot_rule,
+                     spec.description])
+    return _table(rows)
+
+
+def _format_ranges(classes: np.ndarray) -> str:
+    """Class indices as compact ranges, e.g. '0-3, 7, 9-12'."""
+    if len(classes) == 0:
+        return "none"
+    parts, start, previous = [], int(classes[0]), int(classes[0])
+    for value in [int(c) for c in classes[1:]] + [None]:
+        if value is not None and value == previous + 1:
+            previous = value
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if value is not None:
+            start = previous = value
+    return ", ".join(parts)
+
+
+@dataclass
+class _Stats:
+    train_counts: np.ndarray
+    test_counts: np.ndarray
+    classes: list[str]
+    note: str
+
+
+def _formula_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: Path) -> _Stats:
+    counts = longtail.class_counts(np.full(spec.num_classes, spec.balanced_train_per_class), seed)
+    return _Stats(counts, np.full(spec.num_classes, spec.test_per_class),
+                  [str(label) for label in range(spec.num_classes)],
+                  f"files not found under {data_root}: counts computed from the LDAM-DRW formula on the full "
+                  f"{spec.balanced_train_per_class}-per-class train set (no files needed)")
+
+
+def _line_counts(lines: list[str], num_classes: int) -> np.ndarray:
+    _, labels = parse_list_lines(lines, "list")
+    return np.bincount(labels, minlength=num_classes)
+
+
+def _imagefolder_stats(data_root: Path, longtail: LongTail, seed: int) -> _Stats:
+    classes, lines = imagefolder_split_lines(data_root, longtail, seed)
+    train, test = (_line_counts(lines[split], len(classes)) for split in ("train", "test"))
+    return _Stats(train, test, classes, f"split of the ImageFolder tree {data_root} (no list file written)")
+
+
+def _tensor_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: Path) -> _Stats:
+    try:
+        arrays = load_arrays(spec.name, data_root, seed, False)
+    except MissingFiles:
+        if spec.balanced_train_per_class is None:
+            raise
+        return _formula_stats(spec, longtail, seed, data_root)
+    train = tensor_dataset(spec, arrays, "train", longtail, seed)
+    return _Stats(train.train_counts, np.bincount(arrays.test_targets, minlength=len(arrays.classes)),
+                  arrays.classes, f"counts from the files under {data_root}" if spec.name != "digits-lt"
+                  else "counts from the embedded scikit-learn digits")
+
+
+def _dataset_stats(name: str, root, imbalance_factor, profile, seed: int, list_dir, class_order: str,
+                   max_per_class: int | None) -> tuple[DatasetSpec, _Stats, str]:
+    spec = get_spec(name)
+    longtail = longtail_options(spec, imbalance_factor, profile, class_order, max_per_class)
+    data_root = resolve_data_root(root)
+    if spec.name == "imagefolder-lt":
+        stats = _imagefolder_stats(data_root, longtail, seed)
+    elif spec.kind == "files":
+        folder = Path(list_dir).expanduser() if list_dir not in (None, "") else data_root / spec.folder
+        train_counts, test_counts, classes = list_counts(spec, folder, "test")
+        stats = _Stats(train_counts, test_counts, classes, f"counts from the list files in {folder} (no image opened)")
+    else:
+        stats = _tensor_stats(spec, longtail, seed, data_root)
+    setting = (f"{longtail.describe()}, seed {seed}" if longtail is not None
+               else "long tail fixed by the official list files")
+    return spec, stats, setting
+
+
+def format_dataset_stats(name: str, root=None, imbalance_factor=None, profile=None, seed: int = 0,
+                         list_dir=None, class_order: str = "ldam", max_per_class: int | None = None) -> str:
+    """Per-class train/test counts of a long-tailed benchmark, the achieved imbalance and its shot groups."""
+    spec, stats, setting = _dataset_stats(name, root, imbalance_factor, profile, seed, list_dir, class_order,
+                                          max_per_class)
+    groups = shot_groups(stats.train_counts, rule=spec.shot_rule)
+    group_of = {int(label): group for group, members in groups.items() for label in members}
+    rows = [["class", "name", "train", "test", "group"]]
+    for label, (train, test) in enumerate(zip(stats.train_counts.tolist(), stats.test_counts.tolist())):
+        rows.append([str(label), stats.classes[label], str(train), str(test), group_of[label]])
+    rows.append(["total", "", str(int(stats.train_counts.sum())), str(int(stats.test_counts.sum())), ""])
+    present = stats.train_counts[stats.train_counts > 0]
+    achieved = present.max() / present.min() if present.size else math.nan
+    rule_text = shot_rule_text(spec.shot_rule)
+    lines = [f"{spec.name}: {setting}", stats.note, "", _table(rows), "",
+             f"achieved imbalance factor (largest / smallest train class): {achieved:.4g}",
+             f"shot groups ({spec.shot_rule} rule):"]
+    for group, members in groups.items():
+        lines.append(f"  {group:<6} ({rule_text[group]}): {len(members)} classes: {_format_ranges(members)}")
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Feature-bias diagnosis of a trained long-tailed classifier (BN or NBN): the data behind the paper's pictures.
+
+Every function returns data (numpy arrays or pandas DataFrames); :mod:`nbn_tutorial.plots` draws them.
+
+Conventions:
+
+- accuracies are fractions in [0, 1];
+- shot groups are the shared ``"many"``, ``"medium"``, ``"few"`` (:data:`nbn_tutorial.accuracy.SHOT_NAMES`;
+  head, middle and tail classes);
+- per-class tables have the columns ``class``, ``train_count``, ``group`` plus the quantity;
+- the *feature strength* of a class is the mean L2 norm of the penultimate feature vectors of its test
+  samples (column ``strength``; the mean absolute activation is reported beside it as
+  ``mean_abs_activation``);
+- a last-stage channel's activation on an image is the spatial mean of the last stage's output map
+  (what global average pooling passes on). Its *owner* is the class with the highest class-mean
+  activation divided by the channel's mean over classes (the ratio is the channel's ``selectivity``),
+  and its *strength* is the owner's class-mean activation on it.
+
+Modules: ``outputs`` (running the model), ``tables`` (per-class tables, accuracy, confusion), ``features``
+(feature strength, class-specific channels), ``parameters`` (BN/NBN parameters, classifier norms),
+``gradcam``, ``embedding`` (t-SNE), ``compare`` (runs side by side), ``dynamics`` (NBN's parameters over
+training and its first SGD step).
+"""
+from nbn_tutorial.diagnosis.compare import group_table, stack_runs
+from nbn_tutorial.diagnosis.dynamics import (DYNAMICS_COLUMNS, DYNAMICS_FILE, beta_directions, first_step_table,
+                                             nbn_dynamics, nbn_state_rows, summarize_dynamics, truncate_dynamics)
+from nbn_tutorial.diagnosis.embedding import tsne_embedding, tsne_table
+from nbn_tutorial.diagnosis.features import channel_owners, channel_summary, class_specific_channels, feature_strength
+from nbn_tutorial.diagnosis.gradcam import ImageExamples, grad_cam, pick_head_tail_examples
+from nbn_tutorial.diagnosis.outputs import ModelOutputs, collect_outputs
+from nbn_tutorial.diagnosis.parameters import (bn_channel_parameters, bn_parameter_stats, classifier_norm_table,
+                                               classifier_weight_norms, gamma_vs_owner_frequency,
+                                               last_stage_output_bn)
+from nbn_tutorial.diagnosis.tables import (GROUP_ORDER, GROUP_TABLE_COLUMNS, accuracy_by_count, class_groups,
+                                           class_means, confusion, group_accuracy, per_class_accuracy,
+                                           per_class_table, summarize_by_group)
+
+__all__ = [
+    "GROUP_ORDER", "GROUP_TABLE_COLUMNS",
+    "DYNAMICS_FILE", "DYNAMICS_COLUMNS", "beta_directions", "nbn_state_rows", "truncate_dynamics", "nbn_dynamics",
+    "first_step_table", "summarize_dynamics",
+    "ModelOutputs", "collect_outputs",
+    "class_groups", "per_class_table", "class_means", "per_class_accuracy", "accuracy_by_count", "group_accuracy",
+    "summarize_by_group", "confusion",
+    "feature_strength", "channel_owners", "class_specific_channels", "channel_summary",
+    "bn_parameter_stats", "bn_channel_parameters", "last_stage_output_bn", "gamma_vs_owner_frequency",
+    "classifier_weight_norms", "classifier_norm_table",
+    "ImageExamples", "pick_head_tail_examples", "grad_cam",
+    "tsne_embedding", "tsne_table",
+    "group_table", "stack_runs",
+]

@@ -1,0 +1,130 @@
+"""The loss registry and ``build_loss``: one small builder per loss name, added with :func:`register_loss`."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nbn_tutorial.errors import UserError
+from nbn_tutorial.losses.ltloss import LTLoss
+from nbn_tutorial.losses.priors import (
+    Counts,
+    as_counts,
+    class_balanced_weights,
+    ldam_margins,
+    log_prior,
+    require_positive,
+)
+from nbn_tutorial.registry import Registry
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """What a loss builder gets: the loss name, the per-class training counts and ``build_loss``'s options."""
+
+    name: str
+    counts: np.ndarray
+    tau: float
+    focal_gamma: float
+    cb_beta: float
+    ldam_max_m: float
+    ldam_s: float
+    drw_epoch: int
+    posthoc_tau: float
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (length of ``counts``)."""
+        return self.counts.size
+
+
+LossBuilder = Callable[[LossSettings], nn.Module]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A registered loss: its builder, whether it needs a training sample in every class, whether it
+    accepts post-hoc logit adjustment (``posthoc_tau``, only for losses that ignore the prior while training)."""
+
+    build: LossBuilder
+    needs_every_class: bool = True
+    posthoc: bool = False
+
+
+LOSS_REGISTRY: Registry[LossSpec] = Registry("loss")
+
+
+def register_loss(name: str, *, needs_every_class: bool = True,
+                  posthoc: bool = False) -> Callable[[LossBuilder], LossBuilder]:
+    """Decorator registering a loss builder ``build(settings) -> module`` as the loss ``name``."""
+    def add(build: LossBuilder) -> LossBuilder:
+        LOSS_REGISTRY.register(name, LossSpec(build, needs_every_class, posthoc))
+        return build
+
+    return add
+
+
+@register_loss("ce", needs_every_class=False, posthoc=True)
+def _cross_entropy(s: LossSettings) -> LTLoss:
+    posthoc = s.posthoc_tau * log_prior(s.counts) if s.posthoc_tau else None
+    return LTLoss(s.name, s.num_classes, posthoc_offset=posthoc)
+
+
+@register_loss("balanced-softmax")
+def _balanced_softmax(s: LossSettings) -> LTLoss:
+    return LTLoss(s.name, s.num_classes, offset=torch.as_tensor(np.log(s.counts), dtype=torch.float32))
+
+
+@register_loss("logit-adjustment")
+def _logit_adjustment(s: LossSettings) -> LTLoss:
+    return LTLoss(s.name, s.num_classes, offset=s.tau * log_prior(s.counts))
+
+
+@register_loss("ldam-drw")
+def _ldam_drw(s: LossSettings) -> LTLoss:
+    return LTLoss(s.name, s.num_classes, margins=ldam_margins(s.counts, s.ldam_max_m), scale=s.ldam_s,
+                  class_weights=class_balanced_weights(s.counts, s.cb_beta), weights_from_epoch=s.drw_epoch,
+                  requires_cosine_head=True)
+
+
+@register_loss("focal", needs_every_class=False)
+def _focal(s: LossSettings) -> LTLoss:
+    return LTLoss(s.name, s.num_classes, focal_gamma=s.focal_gamma)
+
+
+@register_loss("cb-ce")
+def _class_balanced_ce(s: LossSettings) -> LTLoss:
+    return LTLoss(s.name, s.num_classes, focal_gamma=0.0, class_weights=class_balanced_weights(s.counts, s.cb_beta))
+
+
+@register_loss("cb-focal")
+def _class_balanced_focal(s: LossSettings) -> LTLoss:
+    return LTLoss(s.name, s.num_classes, focal_gamma=s.focal_gamma,
+                  class_weights=class_balanced_weights(s.counts, s.cb_beta))
+
+
+LOSSES: tuple[str, ...] = LOSS_REGISTRY.names()
+
+
+def build_loss(name: str, class_counts: Counts, *, tau: float = 1.0, focal_gamma: float = 1.0,
+               cb_beta: float = 0.9999, ldam_max_m: float = 0.5, ldam_s: float = 30.0, drw_epoch: int = 160,
+               posthoc_tau: float = 0.0) -> LTLoss:
+    """The loss ``name`` (one of LOSSES) for a training set with ``class_counts`` images per class."""
+    spec = LOSS_REGISTRY.get(name)
+    if not 0.0 <= cb_beta < 1.0:
+        raise UserError(f"cb_beta must be in [0, 1), got {cb_beta}")
+    if focal_gamma < 0:
+        raise UserError(f"focal_gamma must be >= 0, got {focal_gamma}")
+    if posthoc_tau and not spec.posthoc:
+        allowed = " or ".join(repr(other) for other in LOSS_REGISTRY if LOSS_REGISTRY.get(other).posthoc)
+        raise UserError(f"post-hoc logit adjustment (posthoc_tau) applies to models trained with {allowed}, not "
+                        f"{name!r}, whose training already accounts for the class prior; set posthoc_tau=0")
+    counts = as_counts(class_counts)
+    if spec.needs_every_class:
+        require_positive(counts, name)
+    return spec.build(LossSettings(name, counts, tau=tau, focal_gamma=focal_gamma, cb_beta=cb_beta,
+                                   ldam_max_m=ldam_max_m, ldam_s=ldam_s, drw_epoch=drw_epoch,
+                                   posthoc_tau=posthoc_tau))

@@ -1,0 +1,83 @@
+"""The normalization factory: norms by name ("bn", "nbn"), as single layers and as applied to whole models.
+
+In the style of torchvision's ``norm_layer`` argument and timm's ``create_norm_layer``: a norm is
+registered once with :func:`register_norm` and then used by name everywhere. A norm has
+
+- ``layer``: ``layer(num_features, **kwargs)`` builds one layer (what :func:`create_norm_layer` and the
+  ``norm_layer`` callables of :func:`get_norm_layer` call);
+- ``convert`` (optional): how :func:`apply_norm` (and so ``build_model``) applies it to a model built
+  with plain BatchNorm2d, at a placement: ``convert(model, where=..., **options)`` replaces the selected
+  layers in place (usually with :func:`~nbn_tutorial.nn.convert.replace_batchnorms`) and returns them.
+  ``build_model`` passes ``share_alpha``, ``alpha_init`` and ``normalize`` as options; a converter without
+  use for them accepts and ignores them.
+  A norm without ``convert`` is built into the backbone directly, as its ``norm_layer`` (see
+  :func:`backbone_norm_layer`).
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from nbn_tutorial.nn.convert import convert_to_nbn
+from nbn_tutorial.nn.nbn import NormalizedBatchNorm2d
+from nbn_tutorial.nn.placement import Where
+from nbn_tutorial.registry import Registry
+
+NormLayer = Callable[[int], nn.Module]
+NormConverter = Callable[..., list[tuple[str, nn.Module]]]
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """One registered norm: its single-layer constructor and, optionally, its whole-model converter."""
+
+    layer: Callable[..., nn.Module]
+    convert: NormConverter | None = None
+
+
+NORM_REGISTRY: Registry[NormSpec] = Registry("norm")
+
+
+def register_norm(name: str, layer: Callable[..., nn.Module], convert: NormConverter | None = None) -> NormSpec:
+    """Register the norm ``name`` (see the module docstring for ``layer`` and ``convert``)."""
+    return NORM_REGISTRY.register(name, NormSpec(layer, convert))
+
+
+register_norm("bn", nn.BatchNorm2d)
+register_norm("nbn", NormalizedBatchNorm2d, convert=convert_to_nbn)
+
+NORMS: tuple[str, ...] = NORM_REGISTRY.names()
+
+
+def create_norm_layer(name: str, num_features: int, **kwargs) -> nn.Module:
+    """One layer of the norm ``name`` over ``num_features`` channels (``kwargs`` go to its constructor)."""
+    return NORM_REGISTRY.get(name).layer(num_features, **kwargs)
+
+
+def get_norm_layer(norm: str | NormLayer, **kwargs) -> NormLayer:
+    """A ``norm_layer`` callable (channels -> module) for the norm named ``norm``; a callable is returned as is."""
+    if callable(norm):
+        return functools.partial(norm, **kwargs) if kwargs else norm
+    layer = NORM_REGISTRY.get(norm).layer
+    return functools.partial(layer, **kwargs) if kwargs else layer
+
+
+def backbone_norm_layer(name: str) -> NormLayer:
+    """The ``norm_layer`` to build a backbone with for the norm ``name``: BatchNorm2d if it converts afterwards."""
+    spec = NORM_REGISTRY.get(name)
+    return nn.BatchNorm2d if spec.convert is not None else spec.layer
+
+
+def apply_norm(model: nn.Module, name: str, where: Where = "official", **options) -> list[tuple[str, nn.Module]]:
+    """Apply the norm ``name`` to a BN-built ``model`` in place at ``where``; returns the replaced layers.
+
+    ``options`` go to the norm's converter (for "nbn": ``share_alpha``, ``alpha_init``). A norm without a
+    converter was built into the model directly, so nothing is replaced and ``where``/``options`` are unused.
+    """
+    spec = NORM_REGISTRY.get(name)
+    if spec.convert is None:
+        return []
+    return spec.convert(model, where=where, **options)

@@ -1,0 +1,146 @@
+"""Executing notebooks with papermill: one notebook, or the numbered sequence sharing one run directory.
+
+`run_sequence` executes notebooks/01..05 in order in a kernel of the current interpreter, passing one
+`run_dir` so later notebooks reuse earlier checkpoints, and records what ran in ``sequence.json``
+(the manifest the report and the sweeps read).
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nbn_tutorial.errors import UserError
+from nbn_tutorial.fileio import atomic_write_json, ensure_dir, read_json
+from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, check_parameters, load_profile, notebook_parameters,
+                                             select_notebooks, sequence_of)
+
+RUN_SUBDIR = "run"               # <out>/run is the run directory shared by the sequence
+MANIFEST_FILE = "sequence.json"  # what run_sequence ran, written into <out>
+RUN_DIR_PARAMETER = "run_dir"
+KERNEL_ENV = {"TQDM_MININTERVAL": "30"}  # tqdm reads TQDM_* defaults: one progress update per 30 s at most
+
+
+def _kernel_manager_class():
+    """A kernel manager that always starts ipykernel in this interpreter (no kernelspec lookup)."""
+    from ipykernel.kernelspec import get_kernel_dict
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpec
+    from traitlets import default
+
+    class CurrentInterpreterKernelManager(AsyncKernelManager):
+        """Starts `python -m ipykernel_launcher` with this interpreter; never looks up a kernelspec."""
+
+        @default("transport")
+        def _local_sockets(self) -> str:
+            # Unix sockets keep the kernel off the network (and ipykernel quiet about plain TCP).
+            return "ipc" if os.name == "posix" else "tcp"
+
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            """ipykernel's own kernel.json for sys.executable, built in memory."""
+            # argv starts with sys.executable; KERNEL_ENV keeps progress bars from flooding executed copies
+            return KernelSpec(**get_kernel_dict(), env=KERNEL_ENV)
+
+        async def _async_interrupt_kernel(self) -> None:
+            # Papermill shuts the kernel down once no cell runs; the interrupt jupyter_client sends
+            # first would only make ipykernel log a KeyboardInterrupt error on the terminal.
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return CurrentInterpreterKernelManager
+
+
+def run_notebook(source: str | Path, target: str | Path, parameters: Mapping[str, Any] | None = None, *,
+                 progress: bool = True, cell_timeout: int | None = None) -> Path:
+    """Execute one notebook with papermill into `target` (kept on failure); errors name notebook and cell."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    source, target = Path(source), Path(target)
+    ensure_dir(target.parent)
+    try:
+        papermill.execute_notebook(str(source), str(target), parameters=dict(parameters or {}), kernel_name="python3",
+                                   language="python", progress_bar=progress, execution_timeout=cell_timeout,
+                                   kernel_manager_class=_kernel_manager_class())
+    except papermill.PapermillExecutionError as error:
+        message = (error.evalue or "").strip().splitlines()
+        detail = f"{error.ename}: {message[0]}" if message else error.ename
+        raise UserError(f"notebook {source.name} failed in cell {error.exec_count}: {detail} "
+                        f"(executed copy with the traceback: {target})") from None
+    except CellTimeoutError:
+        raise UserError(f"notebook {source.name} timed out: a cell ran longer than {cell_timeout} s "
+                        f"(executed copy: {target})") from None
+    except DeadKernelError:
+        raise UserError(f"notebook {source.name} failed: its kernel died, often from running out of memory "
+                        f"(executed copy: {target})") from None
+    return target
+
+
+def shares_with_run_dir(parameters: Mapping[str, Any], notebooks: Sequence[Path],
+                        run_dir: Path) -> dict[Path, dict[str, Any]]:
+    """Each selected notebook's parameters (checked against the whole sequence), plus `run_dir` where declared."""
+    shares = check_parameters(parameters, sequence_of(notebooks))
+    return {path: {**shares[path], **({RUN_DIR_PARAMETER: str(run_dir)} if RUN_DIR_PARAMETER in
+                                      notebook_parameters(path) else {})} for path in notebooks}
+
+
+def execute_sequence(parameters: Mapping[str, Any], notebooks: Sequence[Path], out: Path, *, label: str,
+                     progress: bool) -> Path:
+    """Validate, then run the notebooks in order into `out` with one shared run directory.
+
+    Parameters are checked against every notebook of the sequence, not only the selected ones, so a
+    profile written for the whole sequence also works with --only.
+    """
+    ensure_dir(out)
+    run_dir = Path(parameters.get(RUN_DIR_PARAMETER) or out / RUN_SUBDIR).resolve()
+    shares = shares_with_run_dir(parameters, notebooks, run_dir)
+    ensure_dir(run_dir)
+    manifest = {"profile": label, "parameters": dict(parameters), "run_dir": str(run_dir),
+                "notebooks": [path.name for path in notebooks], "seconds": {}}
+    atomic_write_json(out / MANIFEST_FILE, manifest)
+    for position, path in enumerate(notebooks, start=1):
+        if progress:
+            print(f"[{position}/{len(notebooks)}] {path.name}", flush=True)
+        started = time.perf_counter()
+        run_notebook(path, out / path.name, shares[path], progress=progress)
+        manifest["seconds"][path.name] = round(time.perf_counter() - started, 1)
+        atomic_write_json(out / MANIFEST_FILE, manifest)
+        if progress:
+            print(f"      done in {manifest['seconds'][path.name]:.0f} s -> {out / path.name}", flush=True)
+    return out
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    """The manifest of an executed sequence in `out`; a UserError saying how to make one when missing."""
+    path = out / MANIFEST_FILE
+    if not path.exists():
+        raise UserError(f"{out} holds no executed notebook sequence ({MANIFEST_FILE} is missing); run "
+                        f"`nbn-tutorial notebooks run --out {out}` first")
+    return read_json(path, "sequence manifest")
+
+
+def _profile_label(profile: str | None, params_file: str | Path | None) -> str:
+    if params_file is not None:
+        return Path(params_file).stem
+    return Path(profile).stem if profile else DEFAULT_PROFILE
+
+
+def run_sequence(profile: str | None = None, params_file: str | Path | None = None, out_dir: str | Path | None = None,
+                 only: Sequence[str] | str | None = None, progress: bool = True,
+                 notebook_dir: str | Path | None = None) -> Path:
+    """Execute the notebooks in order with a profile's parameters; returns the output directory.
+
+    The output directory receives the executed notebooks, `sequence.json` and the run directory
+    `run/` (unless the parameters name a `run_dir`, taken relative to the current directory).
+    Default output: runs/<profile name>.
+    """
+    if profile is not None and params_file is not None:
+        raise UserError("give either a profile or a parameter file, not both")
+    parameters = load_profile(params_file if params_file is not None else profile or DEFAULT_PROFILE)
+    label = _profile_label(profile, params_file)
+    notebooks = select_notebooks(only, notebook_dir)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / label
+    return execute_sequence(parameters, notebooks, out, label=label, progress=progress)

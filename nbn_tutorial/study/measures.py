@@ -1,0 +1,58 @@
+"""What a study records about one finished run: final accuracies, per-class accuracy, feature bias, NBN state."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _ratio(few: float, many: float) -> float:
+    return float(few / many) if math.isfinite(few) and math.isfinite(many) and many > 0 else math.nan
+
+
+def feature_bias_measures(run_dir: str | Path) -> dict[str, float]:
+    """Notebook 03's feature-bias measures of the run's last checkpoint on its test split (few/many ratios).
+
+    ``feature_strength_ratio``: mean penultimate-feature L2 norm of few-shot classes / many-shot classes;
+    ``channel_strength_ratio``: mean strength of the class-specific last-stage channels owned by few-shot
+    classes / by many-shot classes (NaN when a group owns no active channel).
+    """
+    from nbn_tutorial import diagnosis, train
+
+    model, config = train.load_run(run_dir, which="last")
+    test = train.build_datasets(config, ("test",))["test"]
+    outputs = diagnosis.collect_outputs(model, test)
+    groups = test.shot_groups
+    strength = diagnosis.summarize_by_group(diagnosis.feature_strength(outputs, test.train_counts, groups), "strength")
+    channels = diagnosis.channel_summary(diagnosis.class_specific_channels(outputs, test.train_counts, groups), groups)
+    return {"feature_strength_ratio": _ratio(strength["few"], strength["many"]),
+            "channel_strength_ratio": _ratio(channels.loc["few", "mean_strength"], channels.loc["many", "mean_strength"])}
+
+
+def run_measures(run_dir: str | Path) -> dict[str, Any]:
+    """Final-epoch metrics (fractions), per-class accuracy and train counts, feature bias and NBN state of a run."""
+    from nbn_tutorial import diagnosis, train
+
+    run_dir = Path(run_dir)
+    last = train.read_metrics(run_dir).iloc[-1]
+    model, config = train.load_run(run_dir, which="last")
+    train_counts = train.build_datasets(config, ("test",))["test"].train_counts
+    row: dict[str, Any] = {
+        "epochs": int(last["epoch"]),
+        **{key: (math.nan if last[key] is None else float(last[key]))
+           for key in ("test_acc", "balanced_acc", "many_acc", "medium_acc", "few_acc")},
+        "train_loss": float(last["train_loss"]),
+        "per_class_acc": [math.nan if value is None else float(value) for value in last["per_class_acc"]],
+        "train_counts": np.asarray(train_counts).tolist(),
+        **feature_bias_measures(run_dir),
+    }
+    alphas = last["alpha"] if isinstance(last["alpha"], list) else []
+    row["alpha"] = alphas[0] if len(alphas) == 1 else (math.nan if not alphas else float(np.mean(alphas)))
+    dynamics = diagnosis.nbn_dynamics(run_dir) if alphas else None
+    if dynamics is not None and not dynamics.empty:
+        final = dynamics[dynamics["epoch"] == dynamics["epoch"].max()]
+        row["beta_norm_max"] = float(final["beta_norm"].max())
+        row["beta_cos_first_min"] = float(final["beta_cos_first"].min())
+    return row

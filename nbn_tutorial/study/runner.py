@@ -1,0 +1,137 @@
+"""`nbn-tutorial study run`: train every run of a study, resumably, optionally several processes at once.
+
+Each run lives in ``<out>/<dataset>/<arm>/seed<N>/`` (an ordinary run directory) and, once finished and
+measured, holds ``study_row.json``. Running the study again skips measured runs, resumes unfinished
+ones from their last checkpoint and refuses a directory trained with other settings. A run that fails
+(for example a diverging loss) is recorded as failed with its message, and the study goes on.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from nbn_tutorial.errors import UserError
+from nbn_tutorial.fileio import atomic_write_json, ensure_dir, read_json
+from nbn_tutorial.study.spec import ROW_FILE, PlannedRun, Study, load_study, plan_study
+
+PLAN_FILE = "study.json"
+
+
+def _row_matches(run: PlannedRun) -> bool:
+    """True when the run already holds a study row recorded for exactly this run's config."""
+    path = run.path / ROW_FILE
+    if not path.is_file():
+        return False
+    row = read_json(path, "study row")
+    if row.get("config") != run.values:
+        raise UserError(f"{run.path} holds a study run trained with other settings; delete that folder or run the "
+                        "study into another --out")
+    return True
+
+
+def run_one(run: PlannedRun) -> dict[str, Any]:
+    """Train (or resume) one planned run, measure it and write its ``study_row.json``; returns the row."""
+    from nbn_tutorial import train
+    from nbn_tutorial.study.measures import run_measures
+
+    started = time.perf_counter()
+    config = train.config_from_dict(run.values, f"study run {run.label}")
+    row: dict[str, Any] = {"dataset": run.dataset, "arm": run.arm, "seed": run.seed, "preset": run.preset,
+                           "config": run.values}
+    try:
+        train.load_or_train(config, run.path, progress=False)
+        row.update(status="finished", **run_measures(run.path))
+    except UserError as error:
+        row.update(status="failed", error=str(error))
+    row["seconds"] = round(time.perf_counter() - started, 1)
+    atomic_write_json(run.path / ROW_FILE, row)
+    return row
+
+
+def _progress_line(done: int, total: int, row: dict[str, Any], started: float) -> str:
+    elapsed = time.perf_counter() - started
+    eta = elapsed / done * (total - done) if done else 0.0
+    if row["status"] == "finished":
+        result = f"balanced {100 * row['balanced_acc']:.1f}%, few {100 * row['few_acc']:.1f}%"
+    else:
+        result = f"FAILED: {row['error']}"
+    return (f"[{done}/{total}] {row['dataset']} {row['arm']} seed {row['seed']}: {result} "
+            f"({row['seconds']:.0f} s; about {eta / 60:.0f} min left)")
+
+
+def _execute(pending: Sequence[PlannedRun], jobs: int, report: Callable[[dict[str, Any]], None]) -> None:
+    if jobs == 1:
+        for run in pending:
+            report(run_one(run))
+        return
+    # spawn: fresh interpreters, so no torch thread pool or OpenMP state is inherited from this process
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        queue = list(pending)
+        running = {pool.submit(run_one, queue.pop(0)) for _ in range(min(jobs, len(queue)))}
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                report(future.result())
+                if queue:
+                    running.add(pool.submit(run_one, queue.pop(0)))
+
+
+def _write_plan(out: Path, study: Study, plan: Sequence[PlannedRun], command: str | None) -> None:
+    """study.json: what the study is, its runs, and every session that ran it (command, versions, start)."""
+    from nbn_tutorial import provenance
+
+    previous = read_json(out / PLAN_FILE, "study plan") if (out / PLAN_FILE).is_file() else {}
+    if previous and previous.get("study") != study.name:
+        raise UserError(f"{out} holds the study {previous.get('study')!r}, not {study.name!r}; choose another --out")
+    session = {"command": command or provenance.command_line(), "started": provenance.now(),
+               "versions": provenance.software_versions()}
+    atomic_write_json(out / PLAN_FILE, {
+        "study": study.name, "source": str(study.source.resolve()), "description": study.description,
+        "baseline": study.baseline, "reference": study.reference,
+        "runs": [str(run.path.relative_to(out)) for run in plan],
+        "sessions": [*previous.get("sessions", []), session]})
+
+
+def run_study(study: str | os.PathLike | Study, out_dir: str | os.PathLike, *, jobs: int = 1,
+              progress: bool = True, command: str | None = None) -> Path:
+    """Run every planned run of ``study`` into ``out_dir`` (skipping measured ones); returns ``out_dir``."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    study = study if isinstance(study, Study) else load_study(study)
+    out = ensure_dir(out_dir)
+    plan = plan_study(study, out)
+    pending = [run for run in plan if not _row_matches(run)]
+    _write_plan(out, study, plan, command)
+    if progress:
+        print(f"study {study.name}: {len(plan)} runs, {len(plan) - len(pending)} already measured, "
+              f"{len(pending)} to run with {jobs} process(es) -> {out}", flush=True)
+    started, done = time.perf_counter(), 0
+
+    def report(row: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            print(_progress_line(done, len(pending), row, started), flush=True)
+
+    _execute(pending, jobs, report)
+    return out
+
+
+def read_rows(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The study rows of every planned run of the study in ``out_dir`` that has been measured, in plan order."""
+    out = Path(out_dir)
+    plan_path = out / PLAN_FILE
+    if not plan_path.is_file():
+        raise UserError(f"{str(out)!r} holds no study ({PLAN_FILE} is missing); run `nbn-tutorial study run` first")
+    plan = read_json(plan_path, "study plan")
+    rows = []
+    for relative in plan["runs"]:
+        row_path = out / relative / ROW_FILE
+        if row_path.is_file():
+            rows.append(read_json(row_path, "study row"))
+    return rows

@@ -1,0 +1,162 @@
+"""A study file: datasets × arms × seeds of training runs, read and checked before anything runs.
+
+::
+
+    description: what the study asks
+    baseline: bn                       # the arm every other arm is compared with, seed by seed
+    reference: nbn                     # optional: a second arm the others are also compared with
+    seed_keys: [seed, data_seed]       # config keys that take the seed's value (default: [seed])
+    arms:                              # name -> config overrides
+      bn: {norm: bn}
+      nbn: {norm: nbn}
+    datasets:                          # name -> preset, seeds, optional overrides and arm subset
+      digits-lt: {preset: quick_digits_bn, seeds: 10}
+      fashion-mnist-lt: {preset: quick_fashion_bn, seeds: [0, 1, 2], arms: [bn, nbn], set: {epochs: 30}}
+
+``seeds`` is a count (0..N-1) or a list. Every run's config is built and validated when the study is
+loaded, so a typo stops the study before its first run.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbn_tutorial import paths
+from nbn_tutorial.errors import UserError
+from nbn_tutorial.fileio import read_yaml_mapping
+from nbn_tutorial.registry import check_choice
+
+STUDY_KEYS = ("description", "baseline", "reference", "seed_keys", "arms", "datasets")
+DATASET_KEYS = ("preset", "seeds", "set", "arms")
+ROW_FILE = "study_row.json"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run of a study: where it lives and the config values it trains with."""
+
+    dataset: str
+    arm: str
+    seed: int
+    preset: str
+    values: dict[str, Any]
+    path: Path
+
+    @property
+    def label(self) -> str:
+        """``dataset arm seed N``, for progress lines."""
+        return f"{self.dataset} {self.arm} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A loaded study file."""
+
+    name: str
+    source: Path
+    description: str
+    baseline: str
+    reference: str | None
+    seed_keys: tuple[str, ...]
+    arms: dict[str, dict[str, Any]]
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def arms_of(self, dataset: str) -> list[str]:
+        """The arms run on ``dataset``, baseline first."""
+        chosen = self.datasets[dataset].get("arms") or list(self.arms)
+        return [self.baseline] + [arm for arm in chosen if arm != self.baseline]
+
+    def seeds_of(self, dataset: str) -> list[int]:
+        """The seeds run on ``dataset``."""
+        seeds = self.datasets[dataset]["seeds"]
+        return list(range(seeds)) if isinstance(seeds, int) else [int(seed) for seed in seeds]
+
+
+def resolve_study_path(name_or_path: str | os.PathLike) -> Path:
+    """A study YAML path, or the name of a study in ``studies/`` (with or without .yaml)."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_file():
+        return candidate
+    named = paths.STUDY_DIR / (candidate.name if candidate.suffix in (".yaml", ".yml") else f"{candidate.name}.yaml")
+    if candidate.parent == Path(".") and named.is_file():
+        return named
+    known = ", ".join(sorted(p.stem for p in paths.STUDY_DIR.glob("*.yaml"))) or "none"
+    raise UserError(f"study file {str(name_or_path)!r} does not exist; give a YAML path or a study name ({known})")
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise UserError(f"{what} must be a mapping of names to values, got {value!r}")
+    return value
+
+
+def _check_seeds(seeds: Any, where: str) -> None:
+    valid_count = isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1
+    valid_list = (isinstance(seeds, list) and seeds and len(set(seeds)) == len(seeds)
+                  and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds))
+    if not (valid_count or valid_list):
+        raise UserError(f"seeds of {where} must be a count >= 1 or a list of distinct whole numbers >= 0, got {seeds!r}")
+
+
+def _check_datasets(datasets: dict[str, Any], arms: dict[str, Any], source: Path) -> dict[str, dict[str, Any]]:
+    checked = {}
+    for name, entry in datasets.items():
+        entry = _mapping(entry, f"dataset {name!r} in {source}")
+        extra = sorted(set(entry) - set(DATASET_KEYS))
+        if extra:
+            raise UserError(f"dataset {name!r} in {source} has unknown key {extra[0]!r}; valid: {', '.join(DATASET_KEYS)}")
+        if "preset" not in entry or "seeds" not in entry:
+            raise UserError(f"dataset {name!r} in {source} needs a `preset` and `seeds`")
+        _check_seeds(entry["seeds"], f"dataset {name!r}")
+        for arm in entry.get("arms") or []:
+            check_choice(f"arm of dataset {name!r}", arm, list(arms))
+        checked[name] = {**entry, "set": _mapping(entry.get("set"), f"`set` of dataset {name!r}")}
+    if not checked:
+        raise UserError(f"study file {source} lists no datasets; add a `datasets` mapping")
+    return checked
+
+
+def load_study(name_or_path: str | os.PathLike) -> Study:
+    """Read and check a study file (see the module docstring)."""
+    source = resolve_study_path(name_or_path)
+    content = read_yaml_mapping(source, "study file", allow_empty=False)
+    extra = sorted(set(content) - set(STUDY_KEYS))
+    if extra:
+        raise UserError(f"study file {source} has unknown key {extra[0]!r}; valid: {', '.join(STUDY_KEYS)}")
+    arms = {name: _mapping(values, f"arm {name!r} in {source}") for name, values in
+            _mapping(content.get("arms"), f"`arms` in {source}").items()}
+    if not arms:
+        raise UserError(f"study file {source} lists no arms; add an `arms` mapping such as bn: {{norm: bn}}")
+    baseline = content.get("baseline", next(iter(arms)))
+    check_choice("baseline arm", baseline, list(arms))
+    reference = content.get("reference")
+    if reference is not None:
+        check_choice("reference arm", reference, list(arms))
+    seed_keys = tuple(content.get("seed_keys") or ("seed",))
+    for key in seed_keys:
+        check_choice("seed key", key, ("seed", "data_seed"))
+    datasets = _check_datasets(_mapping(content.get("datasets"), f"`datasets` in {source}"), arms, source)
+    return Study(source.stem, source, str(content.get("description", "")).strip(), baseline, reference, seed_keys, arms,
+                 datasets)
+
+
+def plan_study(study: Study, out_dir: str | os.PathLike) -> list[PlannedRun]:
+    """Every run of the study, dataset by dataset, seed-major (all arms of seed 0 first), configs validated."""
+    from nbn_tutorial import train
+
+    out = Path(out_dir)
+    plan = []
+    for dataset, entry in study.datasets.items():
+        for seed in study.seeds_of(dataset):
+            for arm in study.arms_of(dataset):
+                values = {"dataset": dataset, **entry["set"], **study.arms[arm],
+                          **{key: seed for key in study.seed_keys}}
+                config = train.config_from_dict({**train.config_to_dict(train.load_config(entry["preset"])), **values},
+                                                f"study {study.name}: {dataset} {arm} seed {seed}")
+                plan.append(PlannedRun(dataset, arm, seed, entry["preset"], train.config_to_dict(config),
+                                       out / dataset / arm / f"seed{seed}"))
+    return plan

@@ -1,0 +1,68 @@
+"""Training engine: the run config, training loop, checkpoints, exact resume, DDP, and evaluation.
+
+A run is described by one :class:`Config` (YAML presets in ``configs/``, overrides ``key=value``) and
+lives in a run directory::
+
+    config.yaml     the resolved config
+    metrics.jsonl   one JSON row per evaluated epoch (the source of truth; metrics.csv mirrors it)
+    metrics.csv     the same rows; per_class_acc and alpha as JSON strings
+    last.pt         the state at the end of the last saved epoch (resume from here)
+    nbn_dynamics.jsonl  NBN runs: α and the γ/β norms of every NBN layer after every epoch
+    best.pt         the state at the epoch with the best ``checkpoint_metric`` on a val split (none when the
+                    dataset has no val split of its own; see :mod:`.selection`)
+
+Accuracies are fractions in [0, 1]. ``epoch`` in a metrics row counts completed epochs (1 = after the
+first), and ``lr`` is the learning rate used during that epoch.
+
+Checkpoints hold only tensors and plain Python values, so ``torch.load(path, weights_only=True)`` reads
+them; every random-number state is in them, so on CPU a resumed run reproduces an uninterrupted one
+exactly. Under ``torchrun`` the engine uses DDP (gloo on CPU, NCCL on CUDA); only rank 0 writes files.
+
+The modules, one concept each:
+
+- :mod:`.config`: the :class:`Config` fields and their constants;
+- :mod:`.coercion`: typing YAML and override values; :mod:`.config_io`: presets, files, overrides;
+- :mod:`.validation`: checking a config; :mod:`.schedule`: the learning rate per epoch;
+- :mod:`.runtime`: device, torchrun processes, fast-path switches, seeding;
+- :mod:`.builders`: datasets, model, loss, optimizer from a config;
+- :mod:`.checkpoints`: checkpoint files and random states; :mod:`.metric_files`: metrics.jsonl/csv;
+- :mod:`.run_dir`: the run directory's name, checks and clearing;
+- :mod:`.trainer`: the training loop, :func:`train` and :func:`load_or_train`;
+- :mod:`.selection`: which split chooses best.pt;
+- :mod:`.evaluation`: evaluating models and checkpoints, loading a finished run.
+"""
+from nbn_tutorial.paths import PRESET_DIR
+from nbn_tutorial.train.builders import (build_datasets, build_loss_for, build_model_for, build_optimizer,
+                                         parameter_groups)
+from nbn_tutorial.train.checkpoints import CHECKPOINT_FORMAT, read_checkpoint, rng_states, set_rng_states
+from nbn_tutorial.train.config import (AUTO, CHECKPOINT_METRICS, CONFIG_FIELDS, RUN_CONTROL_FIELDS, SELECTION_SPLITS,
+                                       Config, config_to_dict)
+from nbn_tutorial.train.config_io import config_from_dict, list_presets, load_config, save_config
+from nbn_tutorial.train.evaluation import evaluate_checkpoint, evaluate_model, load_run, selected_on
+from nbn_tutorial.train.metric_files import METRIC_COLUMNS, accuracy_metrics, format_metrics, read_metrics
+from nbn_tutorial.train.run_dir import RUN_FILES, default_run_dir, protocol_differences, resolve_dataset_defaults
+from nbn_tutorial.train.runtime import DistInfo, Runtime, dist_info_from_env, resolve_device, resolve_runtime
+from nbn_tutorial.train.schedule import learning_rate
+from nbn_tutorial.train.selection import TEST_SPLIT_NOTE, VAL_COLUMNS, selection_split
+from nbn_tutorial.train.trainer import NO_BAD_BATCH, load_or_train, train
+from nbn_tutorial.train.validation import validate_config
+
+__all__ = [
+    # config
+    "AUTO", "CHECKPOINT_METRICS", "CONFIG_FIELDS", "PRESET_DIR", "RUN_CONTROL_FIELDS", "SELECTION_SPLITS", "Config",
+    "config_from_dict", "config_to_dict", "list_presets", "load_config", "save_config", "validate_config",
+    "learning_rate",
+    # runtime
+    "DistInfo", "Runtime", "dist_info_from_env", "resolve_device", "resolve_runtime",
+    # building and training
+    "build_datasets", "build_loss_for", "build_model_for", "build_optimizer", "parameter_groups",
+    "NO_BAD_BATCH", "train", "load_or_train",
+    # run directory, checkpoints, metrics
+    "RUN_FILES", "default_run_dir", "protocol_differences", "resolve_dataset_defaults",
+    "CHECKPOINT_FORMAT", "read_checkpoint", "rng_states", "set_rng_states",
+    "METRIC_COLUMNS", "accuracy_metrics", "format_metrics", "read_metrics",
+    # evaluation
+    "evaluate_checkpoint", "evaluate_model", "load_run", "selected_on",
+    # checkpoint selection
+    "TEST_SPLIT_NOTE", "VAL_COLUMNS", "selection_split",
+]

@@ -1,0 +1,79 @@
+"""Checkpoints: weights_only-loadable files with every random-number state, written atomically.
+
+A checkpoint holds only tensors and plain Python values, so ``torch.load(path, weights_only=True)``
+reads it; :data:`CHECKPOINT_FORMAT` marks this project's layout (see ``Trainer.state``).
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nbn_tutorial.errors import UserError
+from nbn_tutorial.fileio import atomic_write_bytes
+from nbn_tutorial.train.config import Config
+from nbn_tutorial.train.config_io import config_from_dict
+
+CHECKPOINT_FORMAT = 1
+
+
+def rng_states(device: torch.device | None = None) -> dict:
+    """Every global random state (and ``device``'s, if CUDA) as tensors and plain values (weights_only-safe)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, python_state, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": [torch.cuda.get_rng_state(device)] if device is not None and device.type == "cuda" else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(position),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
+
+
+def set_rng_states(states: dict, device: torch.device | None = None) -> None:
+    """Restore what :func:`rng_states` captured (the CUDA state onto ``device``)."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"][0], device)
+    state = states["numpy"]
+    np.random.set_state((state["kind"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
+                         state["cached_gaussian"]))
+    state = states["python"]
+    random.setstate((state["version"], tuple(int(v) for v in state["state"].tolist()), state["gauss_next"]))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint of this project, read with weights_only=True onto the CPU; UserError if missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} does not exist; pass the best.pt or last.pt of a run directory")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged files (EOF, zip, unpickling)
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise UserError(f"checkpoint {str(path)!r} is corrupt or not a PyTorch checkpoint ({reason}); "
+                        "use another checkpoint or train again") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
+        raise UserError(f"checkpoint {str(path)!r} is not an nbn-tutorial training checkpoint (format "
+                        f"{CHECKPOINT_FORMAT}); pass the best.pt or last.pt of a run directory")
+    return state
+
+
+def checkpoint_config(state: dict, path: str | os.PathLike) -> Config:
+    """The validated config stored in ``state``, the checkpoint read from ``path``."""
+    return config_from_dict(state["config"], f"checkpoint {path}")
+
+
+def write_checkpoint(state: dict, paths: Iterable[str | os.PathLike]) -> None:
+    """Serialise ``state`` once and write it atomically to each of ``paths``."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    for path in paths:
+        atomic_write_bytes(path, payload)

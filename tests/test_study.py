@@ -1,0 +1,106 @@
+"""The study runner on a real (tiny) digits grid: plan, parallel runs, resume, report, paired intervals."""
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from nbn_tutorial import study
+from nbn_tutorial.errors import UserError
+
+TINY_SET = {"epochs": 2, "batch_size": 64, "warmup_epochs": 1}
+
+
+def write_study(path, **changes):
+    content = {"description": "tiny", "baseline": "bn", "reference": "nbn", "seed_keys": ["seed", "data_seed"],
+               "arms": {"bn": {"norm": "bn"}, "nbn": {"norm": "nbn"}, "weight-only": {"norm": "nbn",
+                                                                                      "nbn_normalize": "weight"}},
+               "datasets": {"digits-lt": {"preset": "quick_digits_bn", "seeds": 2, "set": dict(TINY_SET)}}}
+    content.update(changes)
+    path.write_text(yaml.safe_dump(content))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    source = write_study(folder / "tiny.yaml")
+    out = study.run_study(source, folder / "out", jobs=2, progress=False)
+    return source, out
+
+
+def test_the_plan_pairs_every_arm_with_the_baseline_on_each_seed(tmp_path):
+    loaded = study.load_study(write_study(tmp_path / "s.yaml"))
+    plan = study.plan_study(loaded, tmp_path / "out")
+    assert [(run.seed, run.arm) for run in plan] == [(0, "bn"), (0, "nbn"), (0, "weight-only"),
+                                                     (1, "bn"), (1, "nbn"), (1, "weight-only")]
+    assert all(run.values["seed"] == run.values["data_seed"] == run.seed for run in plan)
+    assert plan[2].values["nbn_normalize"] == "weight" and plan[2].values["epochs"] == 2
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"baseline": "nope"}, "baseline arm"),
+    ({"datasets": {"digits-lt": {"preset": "quick_digits_bn", "seeds": 0}}}, "seeds"),
+    ({"datasets": {"digits-lt": {"preset": "quick_digits_bn", "seeds": 2, "set": {"epoch": 2}}}}, "epoch"),
+    ({"datasets": {"digits-lt": {"preset": "quick_digits_bn", "seeds": 2, "arms": ["bm"]}}}, "arm"),
+    ({"arms": {}}, "no arms"),
+    ({"colour": 1}, "unknown key"),
+])
+def test_bad_study_files_are_one_sentence(tmp_path, changes, fragment):
+    with pytest.raises(UserError, match=fragment):
+        study.plan_study(study.load_study(write_study(tmp_path / "s.yaml", **changes)), tmp_path / "out")
+
+
+def test_every_run_is_measured(finished):
+    _, out = finished
+    rows = study.read_rows(out)
+    assert len(rows) == 6 and all(row["status"] == "finished" for row in rows)
+    for row in rows:
+        assert 0 <= row["balanced_acc"] <= 1 and len(row["per_class_acc"]) == 10
+        assert math.isfinite(row["feature_strength_ratio"]) and row["feature_strength_ratio"] > 0
+    nbn = [row for row in rows if row["arm"] == "nbn"]
+    assert all(row["beta_norm_max"] > 100 for row in nbn), "the official NBN bias is thrown far at the first step"
+
+
+def test_running_again_skips_measured_runs_and_refuses_changed_settings(finished, tmp_path):
+    source, out = finished
+    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "study", "run", str(source), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "6 already measured, 0 to run" in result.stdout
+    changed = write_study(tmp_path / "tiny.yaml", datasets={"digits-lt": {"preset": "quick_digits_bn", "seeds": 2,
+                                                                          "set": {**TINY_SET, "epochs": 3}}})
+    with pytest.raises(UserError, match="other settings"):
+        study.run_study(changed, out, progress=False)
+
+
+def test_the_report_has_paired_intervals_computed_from_the_runs(finished, tmp_path):
+    _, out = finished
+    summary = study.write_study_report(out, tmp_path / "results", command="test")
+    results, per_class = study.read_results(tmp_path / "results")
+    assert len(results) == 6 and set(results["arm"]) == {"bn", "nbn", "weight-only"}
+    assert len(per_class) == 60
+    header = (tmp_path / "results" / "results.csv").read_text().splitlines()[:4]
+    assert all(line.startswith("#") for line in header) and any("torch" in line for line in header)
+    bn = results[results["arm"] == "bn"].set_index("seed")["balanced"]
+    nbn = results[results["arm"] == "nbn"].set_index("seed")["balanced"]
+    differences = (nbn - bn).to_numpy()
+    half = stats.t.ppf(0.975, 1) * differences.std(ddof=1) / np.sqrt(2)
+    interval = study.paired_intervals(results, "digits-lt", "balanced", "bn")["nbn"]
+    assert interval.mean == pytest.approx(differences.mean())
+    assert (interval.low, interval.high) == pytest.approx((differences.mean() - half, differences.mean() + half))
+    text = summary.read_text()
+    assert "95% CI" in text and "paired" in text and "weight-only − nbn" in text
+
+
+def test_intervals_say_what_they_allow():
+    positive = study.Interval(2.0, 0.5, 3.5, 10)
+    unclear = study.Interval(0.4, -0.3, 1.1, 10)
+    assert "excludes zero" in study.difference_sentence("nbn", "bn", "balanced", positive)
+    assert "no detectable difference" in study.difference_sentence("nbn", "bn", "balanced", unclear)
+    assert study.t_interval([1.0]).n == 1 and math.isnan(study.t_interval([1.0]).low)
+    assert study.paired_difference({0: 1.0, 1: 2.0, 5: 9.0}, {0: 0.5, 1: 1.0}).n == 2
