@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent
 BUNDLED = {  # top-level folder -> glob patterns copied into nbn_tutorial/_bundled/<folder>/
     "configs": ("*.yaml",),
     "notebooks": ("*.ipynb", "sanitize.cfg", "params/*.yaml"),
-    "studies": ("*.yaml", "results/*.csv", "results/*.md", "results/*.json"),
+    "studies": ("*.yaml", "results/**/*.csv", "results/**/*.md"),
 }
 
 

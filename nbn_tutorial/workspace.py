@@ -17,7 +17,7 @@ from nbn_tutorial.fileio import atomic_write_bytes, ensure_dir
 COPIED = {  # folder -> patterns, as setup.py bundles them
     "configs": ("*.yaml",),
     "notebooks": ("*.ipynb", "sanitize.cfg", "params/*.yaml"),
-    "studies": ("*.yaml", "results/*.csv", "results/*.md", "results/*.json"),
+    "studies": ("*.yaml", "results/**/*.csv", "results/**/*.md"),
 }
 MARKER_TEXT = ("This folder is an nbn-tutorial workspace (written by `nbn-tutorial notebooks copy`).\n"
                "Inside it, `nbn-tutorial` and the notebooks use the presets in configs/, the profiles in\n"

@@ -38,6 +38,7 @@ def run_one(run: PlannedRun) -> dict[str, Any]:
     """Train (or resume) one planned run, measure it and write its ``study_row.json``; returns the row."""
     from nbn_tutorial import train
     from nbn_tutorial.study.measures import run_measures
+    from nbn_tutorial.train.runtime import cpu_threads
 
     started = time.perf_counter()
     config = train.config_from_dict(run.values, f"study run {run.label}")
@@ -45,7 +46,8 @@ def run_one(run: PlannedRun) -> dict[str, Any]:
                            "config": run.values}
     try:
         train.load_or_train(config, run.path, progress=False)
-        row.update(status="finished", **run_measures(run.path))
+        with cpu_threads(config.cpu_threads):
+            row.update(status="finished", **run_measures(run.path))
     except UserError as error:
         row.update(status="failed", error=str(error))
     row["seconds"] = round(time.perf_counter() - started, 1)
