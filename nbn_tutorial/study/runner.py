@@ -22,13 +22,25 @@ from nbn_tutorial.study.spec import ROW_FILE, PlannedRun, Study, load_study, pla
 PLAN_FILE = "study.json"
 
 
+def _same_config(recorded: dict[str, Any], planned: dict[str, Any]) -> bool:
+    """Whether a recorded config computes what the planned one does: keys a row of an older version lacks take
+    their defaults, as in checkpoints (so adding a config key does not invalidate finished runs)."""
+    from nbn_tutorial import train
+
+    try:
+        filled = train.config_to_dict(train.config_from_dict(recorded, "a study row"))
+    except UserError:
+        return False
+    return filled == train.config_to_dict(train.config_from_dict(planned, "a planned study run"))
+
+
 def _row_matches(run: PlannedRun) -> bool:
-    """True when the run already holds a study row recorded for exactly this run's config."""
+    """True when the run already holds a study row recorded for this run's config."""
     path = run.path / ROW_FILE
     if not path.is_file():
         return False
     row = read_json(path, "study row")
-    if row.get("config") != run.values:
+    if not _same_config(row.get("config") or {}, run.values):
         raise UserError(f"{run.path} holds a study run trained with other settings; delete that folder or run the "
                         "study into another --out")
     return True
@@ -124,13 +136,18 @@ def run_study(study: str | os.PathLike | Study, out_dir: str | os.PathLike, *, j
     return out
 
 
+def load_plan(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The study.json of a study folder: the study's name, comparisons, runs and sessions."""
+    plan_path = Path(out_dir) / PLAN_FILE
+    if not plan_path.is_file():
+        raise UserError(f"{str(out_dir)!r} holds no study ({PLAN_FILE} is missing); run `nbn-tutorial study run` first")
+    return read_json(plan_path, "study plan")
+
+
 def read_rows(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The study rows of every planned run of the study in ``out_dir`` that has been measured, in plan order."""
     out = Path(out_dir)
-    plan_path = out / PLAN_FILE
-    if not plan_path.is_file():
-        raise UserError(f"{str(out)!r} holds no study ({PLAN_FILE} is missing); run `nbn-tutorial study run` first")
-    plan = read_json(plan_path, "study plan")
+    plan = load_plan(out)
     rows = []
     for relative in plan["runs"]:
         row_path = out / relative / ROW_FILE
