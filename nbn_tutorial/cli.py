@@ -26,7 +26,18 @@ def _data_stats(args: argparse.Namespace) -> None:
 
     print(data.format_dataset_stats(args.name, root=args.data_root, imbalance_factor=args.imbalance_factor,
                                     profile=args.profile, seed=args.seed, list_dir=args.list_dir,
-                                    class_order=args.class_order, max_per_class=args.max_per_class))
+                                    class_order=args.class_order, max_per_class=args.max_per_class,
+                                    shot_rule=args.shot_rule))
+
+
+def _data_check(args: argparse.Namespace) -> None:
+    from nbn_tutorial import data
+
+    result = data.check_dataset(args.name, root=args.data_root, list_dir=args.list_dir, workers=args.workers)
+    print(data.format_check(result))
+    if result.bad:
+        raise UserError(f"{len(result.bad)} of {result.checked} images of {args.name} cannot be read (listed above); "
+                        "replace them, or train with --set skip_bad_images=true to leave them out")
 
 
 def _data_cache(args: argparse.Namespace) -> None:
@@ -43,6 +54,8 @@ def _train(args: argparse.Namespace) -> None:
     overrides = list(args.set or [])
     if args.data_root is not None:
         overrides.append(f"data_root={args.data_root}")
+    if args.list_dir is not None:
+        overrides.append(f"list_dir={args.list_dir}")
     config = train.load_config(args.config, overrides)
     out = args.out if args.out is not None else train.default_run_dir(config)
     run_dir = train.train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
@@ -53,19 +66,59 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from nbn_tutorial import train
 
-    metrics = train.evaluate_checkpoint(args.checkpoint, split=args.split, device=args.device)
+    metrics = train.evaluate_checkpoint(args.checkpoint, split=args.split, device=args.device,
+                                        data_root=args.data_root, list_dir=args.list_dir,
+                                        skip_bad_images=args.skip_bad_images, tau_norm=args.tau_norm)
     print(train.format_metrics(metrics))
+    if args.tau_norm is not None:
+        print(f"τ-normalisation: {metrics['tau_note']}")
+    skipped = metrics["skipped_images"]
+    if skipped:
+        print(f"note: {len(skipped)} unreadable image{'s were' if len(skipped) != 1 else ' was'} left out "
+              f"(first: {skipped[0]})")
     if metrics["selected_on"] == "test":
         print(f"note: this checkpoint was {train.TEST_SPLIT_NOTE}")
     elif metrics["selected_on"] == "val":
         print("note: this checkpoint was selected on the val split")
 
 
+class _ParameterSource(argparse.Action):
+    """Collects --profile, -f and -p into ``args.sources`` in command-line order, so that a later one wins."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, kind: str, **kwargs) -> None:
+        super().__init__(option_strings, "sources", **kwargs)
+        self.kind = kind
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        namespace.sources = [*(getattr(namespace, "sources", None) or []), (self.kind, values)]
+
+
+def _sources(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The parameter sources of the command line, -p values parsed as YAML."""
+    from nbn_tutorial.notebooks import profiles
+
+    return [(kind, (value[0], profiles.parse_parameter_value(value[1])) if kind == "set" else value)
+            for kind, value in args.sources or []]
+
+
+def _add_parameter_options(parser: argparse.ArgumentParser, *, profile: bool) -> None:
+    """--profile (when `profile`), -f FILE and -p NAME VALUE, applied in the order given."""
+    if profile:
+        parser.add_argument("--profile", action=_ParameterSource, kind="profile", metavar="NAME",
+                            help="a profile in notebooks/params (default: quick unless -f is given)")
+    parser.add_argument("-f", "--params-file", action=_ParameterSource, kind="file", metavar="FILE",
+                        help="a YAML file of notebook parameters")
+    parser.add_argument("-p", "--parameter", action=_ParameterSource, kind="set", nargs=2, metavar=("NAME", "VALUE"),
+                        help="one parameter, VALUE parsed as YAML as papermill does (repeatable; "
+                             "--profile, -f and -p apply in the order given, later wins)")
+    parser.set_defaults(sources=[])
+
+
 def _notebooks_run(args: argparse.Namespace) -> None:
     from nbn_tutorial import notebooks
 
     only = args.only.split(",") if args.only else None
-    out = notebooks.run_sequence(profile=args.profile, params_file=args.params_file, out_dir=args.out, only=only)
+    out = notebooks.run_sequence(out_dir=args.out, only=only, sources=_sources(args))
     print(f"executed notebooks: {out}")
     if args.report:
         print(f"report: {notebooks.build_report(out)}")
@@ -74,7 +127,16 @@ def _notebooks_run(args: argparse.Namespace) -> None:
 def _notebooks_sweep(args: argparse.Namespace) -> None:
     from nbn_tutorial import notebooks
 
-    print(f"sweep summary: {notebooks.run_sweep(args.sweep, out_dir=args.out)}")
+    print(f"sweep summary: {notebooks.run_sweep(args.sweep, out_dir=args.out, sources=_sources(args))}")
+
+
+def _notebooks_exercises(args: argparse.Namespace) -> None:
+    from nbn_tutorial import notebooks
+
+    written = notebooks.write_student_notebooks(args.out, overwrite=args.overwrite)
+    count = sum(len(notebooks.list_exercises(path)) for path in notebooks.discover_notebooks().values())
+    print(f"student notebooks: {len(written)} in {args.out} ({count} exercises with their solutions replaced by "
+          "`raise NotImplementedError()` and hidden tests removed)")
 
 
 def _notebooks_report(args: argparse.Namespace) -> None:
@@ -103,7 +165,12 @@ def _study_run(args: argparse.Namespace) -> None:
 def _study_report(args: argparse.Namespace) -> None:
     from nbn_tutorial import provenance, study
 
-    print(f"study report: {study.write_study_report(args.dir, args.out, command=provenance.command_line())}")
+    summary = study.write_study_report(args.dir, args.out, command=provenance.command_line())
+    print(f"study report: {summary}")
+    if args.readme is not None:
+        plan = study.load_plan(args.dir)
+        study.update_readme(args.readme, plan["study"], summary.parent, plan["baseline"])
+        print(f"README table updated: {args.readme}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--max-per-class", type=int, default=None,
                        help="size of the largest class (default: the most every class can supply)")
     stats.add_argument("--list-dir", default=None, help="folder of the official list files (list datasets)")
+    stats.add_argument("--shot-rule", default=None, help="many/medium/few rule: auto, absolute or rank "
+                                                         "(default: the dataset's)")
     stats.set_defaults(handler=_data_stats)
+    check = data_commands.add_parser("check", parents=[root_option],
+                                     help="open every image of a file dataset once and list the unreadable ones")
+    check.add_argument("name", help="imagenet-lt, places-lt, inat2018 or imagefolder-lt")
+    check.add_argument("--list-dir", default=None, help="folder of the list files (list datasets)")
+    check.add_argument("--workers", type=int, default=None, help="processes opening images (default: all cores)")
+    check.set_defaults(handler=_data_check)
     cache = data_commands.add_parser("cache", parents=[root_option],
                                      help="pre-resize a list dataset's images (faster ImageNet-LT/iNat loading)")
     cache.add_argument("name", help="imagenet-lt, places-lt or inat2018")
@@ -140,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[root_option], help="train a model from a YAML config")
     train.add_argument("--config", required=True, help="YAML config, e.g. configs/quick_digits_bn.yaml")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    train.add_argument("--list-dir", default=None, help="folder of the list files (default: next to the images)")
     train.add_argument("--out", default=None, help="run directory (default: runs/<derived name>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -150,26 +226,39 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", required=True, help="a best.pt or last.pt from a run directory")
     evaluate.add_argument("--split", default="test", help="split to evaluate (default: test)")
     evaluate.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    evaluate.add_argument("--data-root", default=None, help="where the data lives now (default: where the run "
+                                                            "trained, else $NBN_DATA when that folder is gone)")
+    evaluate.add_argument("--list-dir", default=None, help="folder of the list files now (default: the run's)")
+    evaluate.add_argument("--skip-bad-images", action="store_true",
+                          help="leave unreadable images out (and say how many) instead of stopping")
+    evaluate.add_argument("--tau-norm", default=None, metavar="auto|TAU",
+                          help="τ-normalise the classifier first: a τ, or auto to search τ in 0..2 by balanced "
+                               "accuracy on the val split (on test when the dataset has none, and then says so)")
     evaluate.set_defaults(handler=_evaluate)
 
     nb = commands.add_parser("notebooks", help="run the notebook sequence with papermill")
     nb_commands = nb.add_subparsers(dest="notebooks_command", required=True, metavar="ACTION")
     run = nb_commands.add_parser("run", help="execute the notebooks in order")
-    source = run.add_mutually_exclusive_group()
-    source.add_argument("--profile", default=None, help="a profile in notebooks/params (default: quick)")
-    source.add_argument("-f", "--params-file", default=None, help="a YAML file of notebook parameters")
+    _add_parameter_options(run, profile=True)
     run.add_argument("--out", default=None, help="output directory for executed notebooks and runs")
     run.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,03")
-    run.add_argument("--report", action="store_true", help="also write report.md into the output directory")
+    run.add_argument("--report", action="store_true",
+                     help="also write report.md, report.html and an HTML page of each executed notebook")
     run.set_defaults(handler=_notebooks_run)
     sweep = nb_commands.add_parser("sweep", help="run a grid of parameter sets, skipping finished ones")
     sweep.add_argument("sweep", help="sweep YAML (a base profile and a grid of parameters)")
     sweep.add_argument("--out", default=None, help="output directory of the sweep")
+    _add_parameter_options(sweep, profile=False)
     sweep.set_defaults(handler=_notebooks_sweep)
     copy = nb_commands.add_parser("copy", help="copy the notebooks, profiles and presets into a folder you can edit")
     copy.add_argument("dir", help="the folder to create or complete (existing files are never overwritten)")
     copy.set_defaults(handler=_notebooks_copy)
-    report = nb_commands.add_parser("report", help="write report.md for an executed sequence")
+    exercises = nb_commands.add_parser("exercises", help="write the student versions of the notebooks (course mode)")
+    exercises.add_argument("--out", required=True, help="folder for the student notebooks")
+    exercises.add_argument("--overwrite", action="store_true", help="replace student notebooks already in --out")
+    exercises.set_defaults(handler=_notebooks_exercises)
+    report = nb_commands.add_parser("report",
+                                    help="write report.md, report.html and the notebook pages of an executed sequence")
     report.add_argument("dir", help="the output directory of `notebooks run`")
     report.set_defaults(handler=_notebooks_report)
     studies = commands.add_parser("study", help="run a seeded grid of training runs and report paired intervals")
@@ -183,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     study_report = study_commands.add_parser("report", help="write results.csv, per_class.csv and summary.md")
     study_report.add_argument("dir", help="the --out folder of `study run`")
     study_report.add_argument("--out", default=None, help="where to write the report (default: the study folder)")
+    study_report.add_argument("--readme", default=None,
+                              help="also rewrite this README's <!-- study:NAME:start/end --> table from the report")
     study_report.set_defaults(handler=_study_report)
     return parser
 

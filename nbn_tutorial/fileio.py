@@ -46,8 +46,12 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     return folder
 
 
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
-    """Write ``payload`` to a temporary file next to ``path``, then rename it over ``path``; returns ``path``."""
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, durable: bool = True) -> Path:
+    """Write ``payload`` to a temporary file next to ``path``, then rename it over ``path``; returns ``path``.
+
+    ``durable=False`` skips the fsync: still never a half-written file, but a power cut may lose the
+    newest files (fine for re-creatable files written by the thousand, such as resized cache images).
+    """
     path = Path(path)
     ensure_dir(path.parent)
     try:
@@ -58,7 +62,8 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
         with handle:
             handle.write(payload)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(handle.name, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(handle.name, path)
     except OSError as error:

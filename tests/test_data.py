@@ -316,7 +316,9 @@ def test_missing_cifar_files_say_what_is_expected_where(tmp_path):
         data.build_dataset("cifar10-lt", root=tmp_path)
     message = str(error.value)
     assert str(tmp_path / "cifar-10-batches-py") in message and "data_batch_1" in message
-    assert "--download" in message and "cifar-10-python.tar.gz" in message and "\n" not in message
+    # the option that exists (--set download=true), never the --download flag that does not
+    assert "--set download=true" in message and "--download" not in message
+    assert "cifar-10-python.tar.gz" in message and "\n" not in message
 
 
 def test_offline_download_says_how_to_place_the_files(tmp_path, monkeypatch):
@@ -523,9 +525,11 @@ def test_imagefolder_lt_writes_reuses_and_protects_its_list_files(tmp_path):
     stamp = train_list.stat().st_mtime_ns
     again = data.build_dataset("imagefolder-lt", root=tree, imbalance_factor=4, seed=0)
     assert train_list.stat().st_mtime_ns == stamp and np.array_equal(again.targets, train.targets)
+    # Existing list files are the split (issue 10: a changed tree must not break earlier runs): an edited
+    # list is read as it is and never rewritten.
     train_list.write_text(train_list.read_text() + "class0/0.png 0\n")
-    with pytest.raises(UserError, match="different split"):
-        data.build_dataset("imagefolder-lt", root=tree, imbalance_factor=4, seed=0)
+    edited = data.build_dataset("imagefolder-lt", root=tree, imbalance_factor=4, seed=0)
+    assert len(edited) == len(train) + 1 and train_list.read_text().endswith("class0/0.png 0\n")
     data.build_dataset("imagefolder-lt", root=tree, imbalance_factor=4, seed=1)
     assert (tree / "lt_lists" / "flowers_IF4_exp_seed1_train.txt").is_file()
 

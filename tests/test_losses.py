@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.losses import LOSSES, build_loss, class_balanced_weights, ldam_margins, posthoc_logit_adjust
+from nbn_tutorial.losses import (LOSS_REGISTRY, LOSSES, build_loss, class_balanced_weights, ldam_margins,
+                                 posthoc_logit_adjust)
 
 COUNTS = [100, 20, 5]
 LOGITS = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.3, 0.2], [-0.5, 1.5, 0.7], [0.0, -0.2, 0.4]])
@@ -125,10 +126,22 @@ def test_class_balanced_losses_weight_from_the_start(name, gamma):
     assert loss(LOGITS, TARGETS).item() == pytest.approx(expected, rel=1e-5)
 
 
+def model_outputs(name: str, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The extra model outputs the loss needs (RIDE's), derived from ``logits`` so that gradients reach it."""
+    needs = LOSS_REGISTRY.get(name).needs_outputs
+    extras = {}
+    if "expert_logits" in needs:
+        extras["expert_logits"] = torch.stack([logits, 0.5 * logits + 0.1, logits.flip(1)])
+    if "router_logits" in needs:
+        extras["router_logits"] = logits[:, :2]
+    assert set(extras) == set(needs), f"the test does not know how to make {needs}"
+    return extras
+
+
 @pytest.mark.parametrize("name", LOSSES)
 def test_every_loss_gives_gradients_and_accepts_counts_as_array(name):
     logits = LOGITS.clone().requires_grad_()
-    build_loss(name, np.array(COUNTS))(logits, TARGETS).backward()
+    build_loss(name, np.array(COUNTS))(logits, TARGETS, **model_outputs(name, logits)).backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 

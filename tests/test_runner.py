@@ -16,6 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbn_tutorial import notebooks as runner
 from nbn_tutorial import paths
+from nbn_tutorial.notebooks import profiles
 from nbn_tutorial.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +180,56 @@ def test_cli_reports_an_unknown_parameter_in_one_sentence(tmp_path):
     assert result.stderr.startswith("error: unknown parameter 'epochz'") and "Traceback" not in result.stderr
 
 
+# ------------------------------------------------------------------ -p NAME VALUE, combined with --profile and -f
+
+@pytest.mark.parametrize("text, value", [("5", 5), ("0.5", 0.5), ("true", True), ("True", True), ("None", None),
+                                         ("null", None), ("[0, 1]", [0, 1]), ("digits-lt", "digits-lt"),
+                                         ("a: b: c", "a: b: c")])
+def test_p_values_are_parsed_as_yaml(text, value):
+    assert profiles.parse_parameter_value(text) == value
+
+
+def test_cli_collects_profile_file_and_p_in_command_line_order(tmp_path):
+    from nbn_tutorial.cli import build_parser
+
+    args = build_parser().parse_args(["notebooks", "run", "--profile", "fashion", "-f", "mine.yaml", "-p", "seed", "3",
+                                      "-p", "epochs", "7", "--out", "x"])
+    assert args.sources == [("profile", "fashion"), ("file", "mine.yaml"), ("set", ["seed", "3"]),
+                            ("set", ["epochs", "7"])]
+    assert build_parser().parse_args(["notebooks", "sweep", "s.yaml", "-p", "epochs", "2"]).sources == [
+        ("set", ["epochs", "2"])]
+
+
+def test_later_sources_win_and_name_the_default_output(tiny, tmp_path):
+    mine = write_yaml(tmp_path / "mine.yaml", {"size": 3, "label": "m"})
+    base = write_yaml(tmp_path / "base.yaml", {"size": 1, "ratio": 0.25})
+    out = runner.run_sequence(out_dir=tmp_path / "a", notebook_dir=tiny, progress=False, sources=[
+        ("profile", str(base)), ("file", mine), ("set", ("size", 9))])
+    assert injected_parameters(out / "01_first.ipynb")["size"] == 9
+    assert injected_parameters(out / "02_second.ipynb")["label"] == "m"
+    assert json.loads((out / runner.MANIFEST_FILE).read_text())["profile"] == "base+mine"
+    out = runner.run_sequence(out_dir=tmp_path / "b", notebook_dir=tiny, progress=False, only="01", sources=[
+        ("set", ("size", 9)), ("file", mine)])
+    assert injected_parameters(out / "01_first.ipynb")["size"] == 3   # the file came later
+    parameters, label = profiles.combine_sources([("set", ("seed", 2))])
+    assert parameters == {**runner.load_profile("quick"), "seed": 2} and label == "quick"
+
+
+def test_python_api_takes_profile_file_and_parameters_together(tiny, tmp_path):
+    base, mine = write_yaml(tmp_path / "base.yaml", {"size": 1}), write_yaml(tmp_path / "mine.yaml", {"size": 2})
+    out = runner.run_sequence(profile=str(base), params_file=mine, parameters={"label": "z"}, out_dir=tmp_path / "o",
+                              only="01,02", notebook_dir=tiny, progress=False)
+    assert (out / runner.RUN_SUBDIR / "second.txt").read_text() == "z2"
+
+
+def test_cli_p_with_an_unknown_name_is_one_sentence(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "notebooks", "run", "--profile", "quick", "-p",
+                             "epochz", "3", "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)
+    assert result.returncode == 2 and result.stderr.startswith("error: unknown parameter 'epochz'"), result.stderr
+    assert "did you mean 'epochs'" in result.stderr and "Traceback" not in result.stderr
+
+
 # ------------------------------------------------------------------ sweeps
 
 RECORDING_CELL = """
@@ -235,6 +286,19 @@ def test_sweep_refuses_to_reuse_sets_finished_with_other_parameters(tmp_path):
         runner.run_sweep(sweep, tmp_path / "out", notebook_dir=folder, progress=False)
 
 
+def test_sweep_p_overrides_fixed_parameters_but_not_the_grid(tmp_path):
+    folder = tmp_path / "nbs"
+    write_notebook(folder / "01_only.ipynb", "seed = 0\nscale = 1", "print(seed * scale)")
+    sweep = write_yaml(tmp_path / "sweep_p.yaml", {"profile": str(write_yaml(tmp_path / "b.yaml", {})),
+                                                   "parameters": {"scale": 2}, "grid": {"seed": [0, 1]}})
+    runner.run_sweep(sweep, tmp_path / "out", notebook_dir=folder, progress=False, sources=[("set", ("scale", 5))])
+    assert injected_parameters(tmp_path / "out" / "seed=1" / "01_only.ipynb") == {"seed": 1, "scale": 5}
+    with pytest.raises(UserError, match="'seed' cannot be overridden for sweep sweep_p: it is a grid parameter"):
+        runner.run_sweep(sweep, tmp_path / "out2", notebook_dir=folder, progress=False, sources=[("set", ("seed", 5))])
+    with pytest.raises(UserError, match="unknown parameter 'scal'"):
+        runner.run_sweep(sweep, tmp_path / "out3", notebook_dir=folder, progress=False, sources=[("set", ("scal", 5))])
+
+
 @pytest.mark.parametrize("content, fragment", [
     ({"profile": "quick"}, "grid"),
     ({"profile": "quick", "grid": {"seed": []}}, "non-empty list"),
@@ -289,6 +353,12 @@ def test_report_holds_the_table_computed_sentences_and_figures(tmp_path):
     assert "NBN left medium-shot accuracy unchanged (60.0% → 60.0%)." in report
     assert "![Few-shot accuracy](run/figures/few_shot.png)" in report
     assert (out / "run" / "figures" / "few_shot.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| [01_results.ipynb](01_results.ipynb) | [HTML](01_results.html) |" in report
+    page = (out / "01_results.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "record_result" in page   # the notebook's code, rendered
+    html_report = (out / "report.html").read_text()
+    assert "<td>35.2</td>" in html_report and '<img src="run/figures/few_shot.png"' in html_report
+    assert '<a href="01_results.html">HTML</a>' in html_report
 
 
 def test_report_of_a_directory_without_a_run_says_what_to_do(tmp_path):
@@ -376,9 +446,44 @@ def test_recorded_run_results_are_percent_of_the_final_epoch(two_seed_runs, tmp_
     from nbn_tutorial import train
 
     _, runs = two_seed_runs
-    recorded = runner.record_run(tmp_path, "bn", runs[0])
-    assert recorded["bn"]["overall"] == pytest.approx(100 * train.read_metrics(runs[0]).iloc[-1]["test_acc"])
-    assert runner.read_results(tmp_path) == recorded
+    shown = runner.record_run(tmp_path, "bn", runs[0])
+    stored = runner.read_results(tmp_path)
+    assert stored["bn"]["overall"] == pytest.approx(100 * train.read_metrics(runs[0]).iloc[-1]["test_acc"])
+    shown = runner.record_run(tmp_path, "nbn", runs[2])   # the table shows every recorded model, rounded
+    assert list(shown.index) == ["bn", "nbn"] and shown.index.name == "model"
+    assert list(shown.columns) == ["overall (%)", "balanced (%)", "many (%)", "medium (%)", "few (%)"]
+    assert shown.loc["bn", "overall (%)"] == round(stored["bn"]["overall"], 1)
+
+
+def test_results_table_rounds_and_labels():
+    table = runner.results_frame({"bn": {"overall": 95.33333333333334, "few": 80.06}})
+    assert table.loc["bn"].tolist() == [95.3, 80.1] and table.columns.name == "test accuracy"
+
+
+def test_gpu_note_on_a_machine_without_several_gpus_says_what_torchrun_would_run(two_seed_runs, tmp_path):
+    import torch
+
+    plan, _ = two_seed_runs
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has several GPUs: the note is the commands themselves")
+    note = runner.gpu_plan_note(plan, tmp_path, gpus=4, train_here=True)
+    assert "nothing here runs with torchrun: 4 of the 4 planned runs are finished and the next cell only" in note
+    assert f"the 4 commands are in `{tmp_path / runner.LAUNCH_SCRIPT}`" in note
+    assert note.count("torchrun --nproc-per-node 4") == 1   # one example, not the launch list as main output
+    script = (tmp_path / runner.LAUNCH_SCRIPT).read_text().splitlines()
+    assert script[2:] == runner.launch_commands(plan, gpus=4).splitlines()
+
+
+def test_grad_cam_note_says_when_the_map_comes_from_a_tiny_feature_map():
+    import torch
+
+    from nbn_tutorial import models
+
+    model = models.build_model("resnet32", 10, norm="bn", in_channels=1)
+    digits = runner.grad_cam_note(model, torch.zeros(2, 1, 8, 8))
+    assert digits.startswith("**Coarse maps.**") and "2×2 feature maps" in digits and "8×8 input" in digits
+    cifar = runner.grad_cam_note(model, torch.zeros(2, 1, 32, 32))
+    assert "8×8 feature maps" in cifar and "4×4 block" in cifar and "Coarse" not in cifar
 
 
 def test_model_description_counts_the_shared_alpha_once():

@@ -104,3 +104,29 @@ def test_intervals_say_what_they_allow():
     assert "no detectable difference" in study.difference_sentence("nbn", "bn", "balanced", unclear)
     assert study.t_interval([1.0]).n == 1 and math.isnan(study.t_interval([1.0]).low)
     assert study.paired_difference({0: 1.0, 1: 2.0, 5: 9.0}, {0: 0.5, 1: 1.0}).n == 2
+
+
+def test_the_readme_block_is_rewritten_from_the_report(finished, tmp_path):
+    _, out = finished
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- study:tiny:start -->\nold numbers\n<!-- study:tiny:end -->\noutro\n")
+    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "study", "report", str(out), "--out",
+                             str(tmp_path / "results"), "--readme", str(readme)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert study.readme_block("tiny", tmp_path / "results", "bn") in text
+    assert "| digits-lt | `nbn` | 2 |" in text
+
+
+def test_the_committed_readme_tables_come_from_the_committed_results():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    for folder in sorted((root / "studies" / "results").glob("*")):
+        marker = f"<!-- study:{folder.name}:start -->"
+        if marker in readme:
+            baseline = study.load_study(folder.name).baseline
+            assert study.readme_block(folder.name, folder, baseline) in readme, folder.name

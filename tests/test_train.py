@@ -208,7 +208,8 @@ def test_accuracy_metrics_report_empty_groups_and_splits_as_none():
 
 def test_run_directory_holds_config_metrics_and_checkpoints(finished_run):
     # digits-lt has no val split: no best.pt (select_best_on=auto); an NBN run records nbn_dynamics.jsonl
-    assert sorted(os.listdir(finished_run)) == sorted(set(train.RUN_FILES) - {"best.pt"})
+    # (skipped_images.txt exists only when a skip_bad_images run left an unreadable image out)
+    assert sorted(os.listdir(finished_run)) == sorted(set(train.RUN_FILES) - {"best.pt", "skipped_images.txt"})
     rows = train.read_metrics(finished_run)
     assert list(rows.columns) == list(train.METRIC_COLUMNS) and list(rows.epoch) == [1, 2]
     last = rows.iloc[-1]
@@ -223,7 +224,9 @@ def test_run_directory_holds_config_metrics_and_checkpoints(finished_run):
     assert [float(row["balanced_acc"]) for row in csv_rows] == list(rows.balanced_acc)
     assert json.loads(csv_rows[-1]["per_class_acc"]) == last.per_class_acc
     stored = train.load_config(finished_run / "config.yaml")
-    assert stored == train.resolve_dataset_defaults(tiny_config("epochs=2", "norm=nbn"))
+    # the run config records the data root it used as an absolute path (issue 10)
+    assert stored == train.resolve_dataset_defaults(tiny_config("epochs=2", "norm=nbn", f"data_root={stored.data_root}"))
+    assert Path(stored.data_root).is_absolute()
     assert stored.imbalance_factor == 10.0
 
 
@@ -303,7 +306,8 @@ def test_load_or_train_reuses_a_finished_run_and_refuses_another_config(finished
 
 def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     # Epoch 1 trains normally; from epoch 2 on the lr is multiplied by 1e8 and the loss must blow up.
-    config = tiny_config("epochs=3", "milestones=[1]", "lr_decay=[1e8]")
+    # max_loss=null: only nan/inf stop (tests/test_hardening.py covers the max_loss threshold)
+    config = tiny_config("epochs=3", "milestones=[1]", "lr_decay=[1e8]", "max_loss=null")
     with pytest.raises(UserError) as caught:
         train.train(config, tmp_path / "nan", progress=False)
     message = str(caught.value)

@@ -7,27 +7,56 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nbn_tutorial.data.files import list_path, read_list_file
+from nbn_tutorial.data.images import UnreadableImage, image_error_text
 from nbn_tutorial.data.longtail import positive_int
 from nbn_tutorial.data.specs import DATASETS, get_spec, resolve_data_root
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.fileio import atomic_write_bytes
+from nbn_tutorial.fileio import atomic_write_bytes, atomic_write_json, ensure_dir, read_json
 
 
-def _resize_one(job: tuple[str, str, int, int]) -> None:
-    """Write one image of the cache: shorter side at most ``short_side`` (never enlarged), JPEG, atomically."""
+CACHE_MANIFEST = "nbn_cache.json"   # the settings a cache folder was made with (refuses a mix of sizes)
+
+
+def _decode_small(source: str, short_side: int):
     from PIL import Image
 
-    source, target, short_side, quality = job
     with Image.open(source) as image:
         # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale directly when the target is that much smaller.
         image.draft("RGB", (short_side * image.width // min(image.size), short_side * image.height // min(image.size)))
-        rgb = image.convert("RGB")
+        return image.convert("RGB")
+
+
+def _resize_one(job: tuple[str, str, int, int]) -> str | None:
+    """Write one image of the cache (shorter side at most ``short_side``, never enlarged; JPEG, atomically);
+    returns why the source image cannot be read, or None when it was written."""
+    from PIL import Image
+
+    source, target, short_side, quality = job
+    try:
+        rgb = _decode_small(source, short_side)
+    except Exception as error:  # noqa: BLE001 (a bad image is reported with the others, not a crash)
+        return image_error_text(error)
     scale = short_side / min(rgb.size)
     if scale < 1:
         rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.BICUBIC, reducing_gap=3.0)
     encoded = io.BytesIO()
     rgb.save(encoded, "JPEG", quality=quality)
-    atomic_write_bytes(target, encoded.getvalue())
+    atomic_write_bytes(target, encoded.getvalue(), durable=False)  # thousands of re-creatable files: no fsync
+    return None
+
+
+def _check_cache_settings(cache_root: Path, short_side: int, quality: int) -> None:
+    """Record the cache's settings, or refuse to complete a cache made with other settings."""
+    wanted = {"short_side": short_side, "quality": quality}
+    manifest = cache_root / CACHE_MANIFEST
+    if manifest.is_file():
+        stored = read_json(manifest, "cache settings file")
+        if {key: stored.get(key) for key in wanted} != wanted:
+            raise UserError(f"{cache_root} already holds a cache resized to short side {stored.get('short_side')} "
+                            f"(quality {stored.get('quality')}); re-run with --short-side {stored.get('short_side')} "
+                            "to complete it, or choose another --out for a cache of another size")
+        return
+    atomic_write_json(manifest, wanted)
 
 
 def build_resized_cache(image_root: str | os.PathLike, list_files: Sequence[str | os.PathLike],
@@ -44,6 +73,9 @@ def build_resized_cache(image_root: str | os.PathLike, list_files: Sequence[str 
     if cache_root == image_root:
         raise UserError(f"the cache folder {cache_root} is the image folder itself; choose another --out")
     positive_int(short_side, "short side")
+    workers = positive_int(workers, "--workers") if workers is not None else (os.cpu_count() or 1)
+    ensure_dir(cache_root)
+    _check_cache_settings(cache_root, short_side, quality)
     jobs: dict[str, tuple[str, str, int, int]] = {}
     for list_file in map(Path, list_files):
         relative_paths, _ = read_list_file(list_file)
@@ -56,8 +88,14 @@ def build_resized_cache(image_root: str | os.PathLike, list_files: Sequence[str 
     if missing:
         raise UserError(f"{len(missing)} listed images are missing under {image_root} (first: {missing[0]}); "
                         "put the images there so that the list's relative paths resolve")
-    with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
-        list(pool.map(_resize_one, jobs.values(), chunksize=16))
+    with ProcessPoolExecutor(workers) as pool:
+        reasons = list(pool.map(_resize_one, jobs.values(), chunksize=16))
+    bad = [(job[0], reason) for job, reason in zip(jobs.values(), reasons) if reason is not None]
+    if bad:
+        raise UnreadableImage(f"{len(bad)} of {len(jobs)} images cannot be read (first: {bad[0][0]}: {bad[0][1]}), "
+                              f"so they are missing from the cache {cache_root} (the other {len(jobs) - len(bad)} "
+                              "were written); replace them and run the same command again, which resizes only what "
+                              "is missing (`nbn-tutorial data check` lists every unreadable image)")
     return cache_root
 
 

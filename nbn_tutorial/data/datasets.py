@@ -9,9 +9,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from nbn_tutorial.data.longtail import shot_groups
+from nbn_tutorial.data.images import read_rgb
+from nbn_tutorial.data.longtail import resolve_shot_rule, shot_groups
 from nbn_tutorial.data.specs import DatasetSpec
-from nbn_tutorial.errors import UserError
 
 
 class LTDataset(torch.utils.data.Dataset):
@@ -24,7 +24,8 @@ class LTDataset(torch.utils.data.Dataset):
         self.classes = [str(name) for name in classes]
         self.num_classes = len(self.classes)
         self.train_counts = np.asarray(train_counts, dtype=np.int64)
-        self.shot_groups = shot_groups(self.train_counts, rule=spec.shot_rule)
+        self.shot_rule = resolve_shot_rule(spec.shot_rule, self.train_counts)   # auto decided by the counts
+        self.shot_groups = shot_groups(self.train_counts, rule=self.shot_rule)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -72,19 +73,13 @@ class FileLTDataset(LTDataset):
         self.image_root = image_root
         self.augment = split == "train"
         self.transform: Callable = file_transform(spec, train=self.augment)
+        self.skip_bad_images = False   # loaders leave unreadable images out (and report them) instead of stopping
 
     def __getitem__(self, item: int | tuple[int, int]):
         """(image, label) for an index, or for an (index, seed) pair whose seed fixes the random transform."""
-        from PIL import Image
-
         index, sample_seed = item if isinstance(item, tuple) else (item, None)
         path, label = self.samples[index]
-        try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
-        except FileNotFoundError:
-            raise UserError(f"image {path} listed in {self.list_file} not found; put the images under "
-                            f"{self.image_root} so that the list's relative paths resolve") from None
+        rgb = read_rgb(path, self.list_file, self.image_root)
         if sample_seed is None:
             return self.transform(rgb), label
         with torch.random.fork_rng(devices=[]):

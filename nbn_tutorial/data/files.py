@@ -44,7 +44,7 @@ def write_list_file(path: Path, lines: list[str]) -> None:
     if path.is_file():
         if path.read_text(encoding="utf-8") != content:
             raise UserError(f"list file {path} exists with a different split (did the tree change?); "
-                            "delete it, or pass another --list-dir or seed, to write a new one")
+                            "delete it, or set another list_dir (--list-dir) or seed, to write a new one")
         return
     atomic_write_text(path, content)
 
@@ -54,7 +54,7 @@ def list_path(spec: DatasetSpec, list_dir: Path, split: str) -> Path:
     path = list_dir / dict(spec.list_files)[split]
     if not path.is_file():
         raise MissingFiles(f"list file {path} not found; get the official {spec.name} list files from "
-                           f"{spec.source} and put them in {list_dir} (or pass --list-dir)")
+                           f"{spec.source} and put them in {list_dir} (or set list_dir: --list-dir)")
     return path
 
 

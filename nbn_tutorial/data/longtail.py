@@ -16,6 +16,7 @@ from nbn_tutorial.registry import check_choice
 PROFILES = ("exp", "step")
 CLASS_ORDERS = ("ldam", "permuted")
 SHOT_RULES = ("absolute", "rank")
+SHOT_RULE_CHOICES = ("auto", *SHOT_RULES)   # auto: absolute when it fills all three groups, else rank
 SHOT_NAMES: tuple[str, ...] = ("many", "medium", "few")
 MANY_THRESHOLD = 100  # absolute rule (OLTR): many-shot classes have more than this many train images
 FEW_THRESHOLD = 20    # absolute rule (OLTR): few-shot classes have fewer than this many train images
@@ -150,6 +151,16 @@ def shot_groups(train_counts, many: int = MANY_THRESHOLD, few: int = FEW_THRESHO
         by_frequency = np.argsort(-counts, kind="stable")
         groups = tuple(np.sort(third) for third in np.array_split(by_frequency, 3))
     return {name: group.astype(np.int64) for name, group in zip(SHOT_NAMES, groups)}
+
+
+def resolve_shot_rule(rule: str, train_counts, many: int = MANY_THRESHOLD, few: int = FEW_THRESHOLD) -> str:
+    """``rule`` itself, or for ``auto``: absolute when it leaves no group empty (a tree of ImageNet-LT's size),
+    else rank (a small tree, whose classes all hold fewer than ``many`` or more than ``few`` images)."""
+    check_choice("shot rule", rule, SHOT_RULE_CHOICES)
+    if rule != "auto":
+        return rule
+    groups = shot_groups(train_counts, many, few, rule="absolute")
+    return "absolute" if all(len(members) for members in groups.values()) else "rank"
 
 
 def shot_rule_text(rule: str, many: int = MANY_THRESHOLD, few: int = FEW_THRESHOLD) -> dict[str, str]:

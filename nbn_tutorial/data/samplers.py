@@ -4,17 +4,27 @@ Every sampler is deterministic given (seed, epoch, rank), so a resumed run reads
 uninterrupted run would. Samplers follow torch's ``Sampler`` protocol (``set_epoch``, ``len``, iterating
 yields indices) and add :meth:`EpochSampler.indices`, the whole epoch as one int64 tensor, which the
 GPU-resident tensor loader uses directly.
+
+Which sampler a training loader uses is a registered name (:data:`SAMPLER_REGISTRY`, config key
+``sampler``): ``instance`` (every sample once per epoch, the default), ``class-balanced`` (every class
+equally often) and ``square-root`` (class c drawn with probability ∝ √n_c). The class-aware ones
+(:class:`ClassAwareSampler`) draw, for each slot of the epoch, a class from those probabilities and then
+the next of that class's samples in a random order (each sample once before any repeats). Their epoch
+has C × n_max draws (C classes, n_max images in the largest): classifier-balancing's ClassAwareSampler
+length, so under class-balanced sampling every class is drawn about as often as the largest class has
+images, and the published stage-2 epoch counts keep their meaning.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
 from nbn_tutorial.data.longtail import positive_int
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.registry import Registry
 
 
 def check_sharding(seed: int, num_replicas: int, rank: int) -> None:
@@ -94,6 +104,98 @@ class EpochPermutation(DistributedOrder):
         return torch.randperm(self.size, generator=self.epoch_generator() if generator is None else generator)
 
 
+def shard(order: torch.Tensor, num_replicas: int, rank: int) -> torch.Tensor:
+    """``rank``'s share of a global order, as DistributedSampler shards: padded with its head, every R-th item."""
+    if num_replicas == 1:
+        return order
+    total = math.ceil(len(order) / num_replicas) * num_replicas
+    padded = torch.cat([order, order[:total - len(order)]]) if total > len(order) else order
+    return padded[rank:total:num_replicas]
+
+
+class ClassAwareSampler(EpochSampler):
+    """C × n_max draws per epoch: each slot's class with probability ∝ n_c^``power``, then that class's next sample.
+
+    ``power`` 0 is class-balanced sampling, 0.5 square-root sampling, 1 instance-proportional sampling with
+    replacement. Within a class the samples come in a random order, each once before any repeats. The
+    draw is global (identical on every rank, seeded by seed and epoch) and then sharded like
+    DistributedSampler; on one replica it uses the caller's generator (the loader's augmentation stream
+    continues from it), as :class:`EpochPermutation` does.
+    """
+
+    def __init__(self, labels, power: float, *, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.ndim != 1 or labels.size == 0 or labels.min() < 0:
+            raise UserError("a class-aware sampler needs a non-empty list of class labels >= 0")
+        counts = np.bincount(labels)
+        present = np.flatnonzero(counts)
+        super().__init__(int(counts.max()) * len(present), shuffle=True, seed=seed, num_replicas=num_replicas,
+                         rank=rank)
+        self.power = float(power)
+        self.classes = torch.as_tensor(present, dtype=torch.int64)
+        self.members = [torch.as_tensor(np.flatnonzero(labels == c), dtype=torch.int64) for c in present]
+        weights = counts[present].astype(np.float64) ** self.power
+        self.class_probabilities = torch.as_tensor(weights / weights.sum(), dtype=torch.float64)
+
+    def _draw(self, generator: torch.Generator) -> torch.Tensor:
+        """The global order of one epoch: class of every slot, then each class's samples in a cycled permutation."""
+        slot_classes = torch.multinomial(self.class_probabilities, self.size, replacement=True, generator=generator)
+        order = torch.empty(self.size, dtype=torch.int64)
+        for position, members in enumerate(self.members):
+            slots = torch.nonzero(slot_classes == position).squeeze(1)
+            if len(slots) == 0:
+                continue
+            cycles = math.ceil(len(slots) / len(members))
+            picks = torch.cat([members[torch.randperm(len(members), generator=generator)] for _ in range(cycles)])
+            order[slots] = picks[:len(slots)]
+        return order
+
+    def indices(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """This rank's share of the epoch's draws; ``generator`` (one replica only) defaults to the epoch's stream."""
+        if self.num_replicas > 1 or generator is None:
+            generator = epoch_generator(self.seed, self.epoch, 0)  # the same draw on every rank
+        return shard(self._draw(generator), self.num_replicas, self.rank)
+
+
+SamplerFactory = Callable[..., EpochSampler]
+SAMPLER_REGISTRY: Registry[SamplerFactory] = Registry("sampler")
+
+
+def register_sampler(name: str) -> Callable[[SamplerFactory], SamplerFactory]:
+    """Decorator registering ``factory(labels, *, seed, num_replicas, rank, instance_order) -> EpochSampler``.
+
+    ``instance_order`` is the loader's every-sample-once order class (EpochPermutation for tensor
+    loaders, DistributedOrder for file loaders), for rules that read every sample once.
+    """
+    return SAMPLER_REGISTRY.register(name)
+
+
+@register_sampler("instance")
+def _instance(labels, *, seed: int, num_replicas: int, rank: int, instance_order: type[EpochSampler]) -> EpochSampler:
+    return instance_order(len(labels), shuffle=True, seed=seed, num_replicas=num_replicas, rank=rank)
+
+
+@register_sampler("class-balanced")
+def _class_balanced(labels, *, seed: int, num_replicas: int, rank: int, instance_order=None) -> EpochSampler:
+    return ClassAwareSampler(labels, 0.0, seed=seed, num_replicas=num_replicas, rank=rank)
+
+
+@register_sampler("square-root")
+def _square_root(labels, *, seed: int, num_replicas: int, rank: int, instance_order=None) -> EpochSampler:
+    return ClassAwareSampler(labels, 0.5, seed=seed, num_replicas=num_replicas, rank=rank)
+
+
+SAMPLERS: tuple[str, ...] = SAMPLER_REGISTRY.names()
+
+
+def make_sampler(name: str, labels, *, seed: int = 0, num_replicas: int = 1, rank: int = 0,
+                 instance_order: type[EpochSampler] = EpochPermutation) -> EpochSampler:
+    """The training sampler registered as ``name`` over a split with these class ``labels``."""
+    check_sharding(seed, num_replicas, rank)
+    return SAMPLER_REGISTRY.get(name)(labels, seed=seed, num_replicas=num_replicas, rank=rank,
+                                      instance_order=instance_order)
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The seed of one sample's random transform in one epoch: a function of (seed, epoch, index) only."""
     return ((seed * 1_000_003 + epoch) << 32) + index
@@ -117,5 +219,11 @@ class SeededSamples(torch.utils.data.Sampler):
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        seed, epoch = self.sampler.seed, self.sampler.epoch
-        return ((index, sample_seed(seed, epoch, index)) for index in self.sampler)
+        # A sample drawn again in the same epoch (class-aware sampling) gets a seed of its own: the
+        # occurrence counts in multiples of the dataset size (0 for samplers that read every sample once).
+        seed, epoch, size = self.sampler.seed, self.sampler.epoch, self.sampler.size
+        seen: dict[int, int] = {}
+        for index in self.sampler:
+            occurrence = seen.get(index, 0)
+            seen[index] = occurrence + 1
+            yield index, sample_seed(seed, epoch, index + occurrence * size)

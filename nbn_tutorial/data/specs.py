@@ -1,6 +1,7 @@
 """The dataset registry: what each long-tailed benchmark is (DatasetSpec), where its data lives, its options."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ class DatasetSpec:
     image_size: int                             # train crop size
     pad: int                                    # tensor path: zero padding before the random crop
     flip: bool                                  # tensor path: random horizontal flip
-    shot_rule: str
+    shot_rule: str                              # absolute, rank, or auto (decided by the train counts)
     default_imbalance_factor: float | None      # None: fixed by the official list files
     default_profile: str | None
     channels: int = 3
@@ -56,15 +57,16 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec("fashion-mnist-lt", "Fashion-MNIST 28x28 grey clothes via torchvision",
                 "tensor", 10, (0.2860,), (0.3530,), 28, 2, True, "rank", 100.0, "exp", channels=1,
                 balanced_train_per_class=6000, test_per_class=1000,
-                source="the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) or --download"),
+                source="the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or "
+                       "download=true"),
     DatasetSpec("cifar10-lt", "CIFAR-10 made long-tailed like LDAM-DRW", "tensor", 10,
                 (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), 32, 4, True, "absolute", 100.0, "exp",
                 balanced_train_per_class=5000, test_per_class=1000,
-                source="cifar-10-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html or --download"),
+                source="cifar-10-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html or download=true"),
     DatasetSpec("cifar100-lt", "CIFAR-100 made long-tailed like LDAM-DRW", "tensor", 100,
                 (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), 32, 4, True, "absolute", 100.0, "exp",
                 balanced_train_per_class=500, test_per_class=100,
-                source="cifar-100-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html or --download"),
+                source="cifar-100-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html or download=true"),
     DatasetSpec("imagenet-lt", "ImageNet-LT (OLTR list files over ImageNet-2012 images)", "files", 1000,
                 IMAGENET_MEAN, IMAGENET_STD, 224, 0, True, "absolute", None, None, folder="ImageNet_LT",
                 list_files=(("train", "ImageNet_LT_train.txt"), ("val", "ImageNet_LT_val.txt"),
@@ -80,7 +82,7 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                             ("test", "iNaturalist18_val.txt")), source=INAT_LISTS),
     DatasetSpec("imagefolder-lt", "any ImageFolder tree given as the data root, made long-tailed; "
                 "writes reusable list files", "files", None, IMAGENET_MEAN, IMAGENET_STD, 224, 0, True,
-                "absolute", 100.0, "exp", source="your own images: <data root>/<class>/<image>"),
+                "auto", 100.0, "exp", source="your own images: <data root>/<class>/<image>"),
 )}
 
 
@@ -109,6 +111,23 @@ def longtail_options(spec: DatasetSpec, imbalance_factor=None, profile=None, cla
     factor = parse_imbalance_factor(spec.default_imbalance_factor if imbalance_factor is None else imbalance_factor)
     return LongTail(factor, parse_profile(spec.default_profile if profile is None else profile), class_order,
                     max_per_class)
+
+
+def spec_with_options(spec: DatasetSpec, image_size: int | None = None, shot_rule: str | None = None) -> DatasetSpec:
+    """``spec`` with a chosen input size (file datasets only) and shot rule; None (and ``auto``) keep its own."""
+    from nbn_tutorial.data.longtail import SHOT_RULE_CHOICES
+
+    changes: dict = {}
+    if image_size is not None:
+        positive_int(image_size, "image_size")
+        if spec.kind != "files":
+            raise UserError(f"image_size applies to file datasets only; {spec.name} keeps its {spec.image_size}-pixel "
+                            "images, so set image_size to null")
+        changes["image_size"] = int(image_size)
+    if shot_rule not in (None, "auto"):
+        check_choice("shot rule", shot_rule, SHOT_RULE_CHOICES)
+        changes["shot_rule"] = shot_rule
+    return dataclasses.replace(spec, **changes) if changes else spec
 
 
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from nbn_tutorial.data.files import list_counts, parse_list_lines
-from nbn_tutorial.data.imagefolder import imagefolder_split_lines
-from nbn_tutorial.data.longtail import LongTail, shot_groups, shot_rule_text
-from nbn_tutorial.data.specs import DATASETS, DatasetSpec, MissingFiles, get_spec, longtail_options, resolve_data_root
+from nbn_tutorial.data.imagefolder import existing_lists, imagefolder_split_lines
+from nbn_tutorial.data.longtail import LongTail, resolve_shot_rule, shot_groups, shot_rule_text
+from nbn_tutorial.data.specs import (DATASETS, DatasetSpec, MissingFiles, get_spec, longtail_options, resolve_data_root,
+                                     spec_with_options)
 from nbn_tutorial.data.tensor_sources import load_arrays, tensor_dataset
 
 
@@ -66,10 +67,18 @@ def _line_counts(lines: list[str], num_classes: int) -> np.ndarray:
     return np.bincount(labels, minlength=num_classes)
 
 
-def _imagefolder_stats(data_root: Path, longtail: LongTail, seed: int) -> _Stats:
+def _imagefolder_stats(data_root: Path, longtail: LongTail, seed: int, list_dir) -> _Stats:
+    found = existing_lists(data_root, Path(list_dir).expanduser() if list_dir not in (None, "") else None,
+                           longtail, seed)
+    if found is not None:   # the split training uses: the list files written earlier
+        spec, folder = found
+        train, test, classes = list_counts(spec, folder, "test")
+        return _Stats(train, test, classes, f"the split held by the list files in {folder} (no image opened: "
+                      "`nbn-tutorial data check imagefolder-lt` opens them all)")
     classes, lines = imagefolder_split_lines(data_root, longtail, seed)
     train, test = (_line_counts(lines[split], len(classes)) for split in ("train", "test"))
-    return _Stats(train, test, classes, f"split of the ImageFolder tree {data_root} (no list file written)")
+    return _Stats(train, test, classes, f"split of the ImageFolder tree {data_root} (no list file written, no image "
+                  "opened: `nbn-tutorial data check imagefolder-lt` opens them all)")
 
 
 def _tensor_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: Path) -> _Stats:
@@ -86,16 +95,17 @@ def _tensor_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: P
 
 
 def _dataset_stats(name: str, root, imbalance_factor, profile, seed: int, list_dir, class_order: str,
-                   max_per_class: int | None) -> tuple[DatasetSpec, _Stats, str]:
-    spec = get_spec(name)
+                   max_per_class: int | None, shot_rule: str | None) -> tuple[DatasetSpec, _Stats, str]:
+    spec = spec_with_options(get_spec(name), shot_rule=shot_rule)
     longtail = longtail_options(spec, imbalance_factor, profile, class_order, max_per_class)
     data_root = resolve_data_root(root)
     if spec.name == "imagefolder-lt":
-        stats = _imagefolder_stats(data_root, longtail, seed)
+        stats = _imagefolder_stats(data_root, longtail, seed, list_dir)
     elif spec.kind == "files":
         folder = Path(list_dir).expanduser() if list_dir not in (None, "") else data_root / spec.folder
         train_counts, test_counts, classes = list_counts(spec, folder, "test")
-        stats = _Stats(train_counts, test_counts, classes, f"counts from the list files in {folder} (no image opened)")
+        stats = _Stats(train_counts, test_counts, classes, f"counts from the list files in {folder} (no image opened: "
+                       f"`nbn-tutorial data check {spec.name}` opens them all)")
     else:
         stats = _tensor_stats(spec, longtail, seed, data_root)
     setting = (f"{longtail.describe()}, seed {seed}" if longtail is not None
@@ -104,11 +114,13 @@ def _dataset_stats(name: str, root, imbalance_factor, profile, seed: int, list_d
 
 
 def format_dataset_stats(name: str, root=None, imbalance_factor=None, profile=None, seed: int = 0,
-                         list_dir=None, class_order: str = "ldam", max_per_class: int | None = None) -> str:
+                         list_dir=None, class_order: str = "ldam", max_per_class: int | None = None,
+                         shot_rule: str | None = None) -> str:
     """Per-class train/test counts of a long-tailed benchmark, the achieved imbalance and its shot groups."""
     spec, stats, setting = _dataset_stats(name, root, imbalance_factor, profile, seed, list_dir, class_order,
-                                          max_per_class)
-    groups = shot_groups(stats.train_counts, rule=spec.shot_rule)
+                                          max_per_class, shot_rule)
+    rule = resolve_shot_rule(spec.shot_rule, stats.train_counts)
+    groups = shot_groups(stats.train_counts, rule=rule)
     group_of = {int(label): group for group, members in groups.items() for label in members}
     rows = [["class", "name", "train", "test", "group"]]
     for label, (train, test) in enumerate(zip(stats.train_counts.tolist(), stats.test_counts.tolist())):
@@ -116,10 +128,10 @@ def format_dataset_stats(name: str, root=None, imbalance_factor=None, profile=No
     rows.append(["total", "", str(int(stats.train_counts.sum())), str(int(stats.test_counts.sum())), ""])
     present = stats.train_counts[stats.train_counts > 0]
     achieved = present.max() / present.min() if present.size else math.nan
-    rule_text = shot_rule_text(spec.shot_rule)
+    rule_text = shot_rule_text(rule)
     lines = [f"{spec.name}: {setting}", stats.note, "", _table(rows), "",
              f"achieved imbalance factor (largest / smallest train class): {achieved:.4g}",
-             f"shot groups ({spec.shot_rule} rule):"]
+             f"shot groups ({rule} rule{', chosen by auto for this size' if spec.shot_rule == 'auto' else ''}):"]
     for group, members in groups.items():
         lines.append(f"  {group:<6} ({rule_text[group]}): {len(members)} classes: {_format_ranges(members)}")
     return "\n".join(lines)

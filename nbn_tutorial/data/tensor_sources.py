@@ -26,6 +26,8 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DIGITS_TEST_PER_CLASS = 30
+# How to allow a download, in the words of every entry point (config key, `train --set`, Python argument).
+DOWNLOAD_HINT = "set download=true (train: --set download=true; Python: download=True)"
 
 
 @dataclass
@@ -74,7 +76,7 @@ def fashion_arrays(root: Path, seed: int, download: bool) -> TensorArrays:
                       f"put {', '.join(FASHION_MNIST_FILES)} (gunzipped) into {raw}")
         else:
             raise MissingFiles(f"Fashion-MNIST not found: expected {', '.join(FASHION_MNIST_FILES)} in {raw}; "
-                               "pass --download, or install the Debian package dataset-fashion-mnist "
+                               f"{DOWNLOAD_HINT}, or install the Debian package dataset-fashion-mnist "
                                f"(used automatically from {DEBIAN_FASHION_MNIST})")
     train, test = FashionMNIST(root, train=True), FashionMNIST(root, train=False)
     return TensorArrays(train.data.numpy()[:, None], train.targets.numpy(), test.data.numpy()[:, None],
@@ -118,7 +120,7 @@ def cifar_arrays(root: Path, seed: int, download: bool, hundred: bool) -> Tensor
         train, test = dataset_class(root, train=True), dataset_class(root, train=False)
     except RuntimeError:
         raise MissingFiles(f"{title} files not found or corrupted: expected {expected} and "
-                           f"{dataset_class.meta['filename']} in {folder}; pass --download, or {by_hand}") from None
+                           f"{dataset_class.meta['filename']} in {folder}; {DOWNLOAD_HINT}, or {by_hand}") from None
     return TensorArrays(train.data.transpose(0, 3, 1, 2), np.asarray(train.targets, np.int64),
                         test.data.transpose(0, 3, 1, 2), np.asarray(test.targets, np.int64), list(train.classes))
 

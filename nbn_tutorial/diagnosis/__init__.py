@@ -19,14 +19,18 @@ Conventions:
 Modules: ``outputs`` (running the model), ``tables`` (per-class tables, accuracy, confusion), ``features``
 (feature strength, class-specific channels), ``parameters`` (BN/NBN parameters, classifier norms),
 ``gradcam``, ``embedding`` (t-SNE), ``compare`` (runs side by side), ``dynamics`` (NBN's parameters over
-training and its first SGD step).
+training and its first SGD step), ``components`` (Compound BN's component usage by class-frequency group),
+``experts`` (multi-expert models per expert and as the ensemble).
 """
 from nbn_tutorial.diagnosis.compare import group_table, stack_runs
+from nbn_tutorial.diagnosis.components import (MATCH_COLUMNS, USAGE_COLUMNS, component_match, component_usage,
+                                               compound_measures, usage_matrix)
 from nbn_tutorial.diagnosis.dynamics import (DYNAMICS_COLUMNS, DYNAMICS_FILE, beta_directions, first_step_table,
                                              nbn_dynamics, nbn_state_rows, summarize_dynamics, truncate_dynamics)
 from nbn_tutorial.diagnosis.embedding import tsne_embedding, tsne_table
+from nbn_tutorial.diagnosis.experts import EXPERT_COLUMNS, expert_table, model_views
 from nbn_tutorial.diagnosis.features import channel_owners, channel_summary, class_specific_channels, feature_strength
-from nbn_tutorial.diagnosis.gradcam import ImageExamples, grad_cam, pick_head_tail_examples
+from nbn_tutorial.diagnosis.gradcam import ImageExamples, feature_map_size, grad_cam, pick_head_tail_examples
 from nbn_tutorial.diagnosis.outputs import ModelOutputs, collect_outputs
 from nbn_tutorial.diagnosis.parameters import (bn_channel_parameters, bn_parameter_stats, classifier_norm_table,
                                                classifier_weight_norms, gamma_vs_owner_frequency,
@@ -45,7 +49,10 @@ __all__ = [
     "feature_strength", "channel_owners", "class_specific_channels", "channel_summary",
     "bn_parameter_stats", "bn_channel_parameters", "last_stage_output_bn", "gamma_vs_owner_frequency",
     "classifier_weight_norms", "classifier_norm_table",
-    "ImageExamples", "pick_head_tail_examples", "grad_cam",
+    "ImageExamples", "pick_head_tail_examples", "grad_cam", "feature_map_size",
     "tsne_embedding", "tsne_table",
     "group_table", "stack_runs",
+    "EXPERT_COLUMNS", "model_views", "expert_table",
+    "USAGE_COLUMNS", "MATCH_COLUMNS", "component_usage", "component_match", "usage_matrix",
+    "compound_measures",
 ]

@@ -63,7 +63,10 @@ def pick_head_tail_examples(dataset: LTDataset, groups: Mapping[str, Sequence[in
         candidates = [np.flatnonzero(dataset.targets == label) for label in groups.get(group, [])]
         candidates = [members for members in candidates if len(members)]
         if not candidates:
-            raise UserError(f"the {group!r} shot group has no images in the {dataset.split} split; pick another split")
+            rule = getattr(dataset, "shot_rule", dataset.spec.shot_rule)
+            raise UserError(f"the {group!r} shot group has no images in the {dataset.split} split under the {rule} "
+                            "shot rule, which a small dataset can leave empty; set shot_rule: rank (or auto) in the "
+                            "config")
         for position in range(n):
             indices.append(int(rng.choice(candidates[position % len(candidates)])))
             rows.append(row)
@@ -110,3 +113,16 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target_classes, batch_size:
             batch = images[start:start + batch_size].to(device)
             maps.append(_grad_cam_batch(model, batch, targets[start:start + batch_size].to(device)).detach().cpu())
     return torch.cat(maps).float().numpy()
+
+
+def feature_map_size(model: nn.Module, images: torch.Tensor) -> tuple[int, int]:
+    """Height and width of the last stage's feature map for ``images``: the grid a Grad-CAM map is computed on."""
+    feature_maps: list[torch.Tensor] = []
+    handle = model.last_stage.register_forward_hook(lambda module, args, output: feature_maps.append(output))
+    try:
+        with eval_mode(model), torch.no_grad():
+            model(images[:1].to(model_device(model)))
+    finally:
+        handle.remove()
+    height, width = feature_maps[-1].shape[-2:]
+    return int(height), int(width)

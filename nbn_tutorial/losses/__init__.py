@@ -1,6 +1,7 @@
-"""Long-tailed classification losses, all as settings of one formula.
+"""Long-tailed classification losses: settings of one formula, and RIDE's losses over several experts.
 
-Every built-in loss is a (class-weighted, optionally focal) cross-entropy on transformed logits::
+Every built-in single-model loss is a (class-weighted, optionally focal) cross-entropy on transformed
+logits (RIDE's ``ride`` and ``ride-router`` apply it per expert, see :mod:`~nbn_tutorial.losses.ride`)::
 
     z = s · (logits + offset − margin_y · onehot(y))
     ℓ_i = (1 − p_{i,y})^γ · (−log p_{i,y}),   p_i = softmax(z_i)
@@ -29,6 +30,8 @@ posthoc_tau=τ)`` makes ``adjust_logits`` return logits − τ · log π at infe
 
 - :mod:`~nbn_tutorial.losses.priors`: per-class quantities from the training counts;
 - :mod:`~nbn_tutorial.losses.ltloss`: ``LTLoss``, the module computing the formula above;
+- :mod:`~nbn_tutorial.losses.ride`: RIDE's diversity loss over experts and its router loss (``ride``,
+  ``ride-router``; they read the model's per-expert logits);
 - :mod:`~nbn_tutorial.losses.build`: the loss registry (``@register_loss("name")``) and ``build_loss``.
 """
 from nbn_tutorial.losses.build import (
@@ -41,6 +44,7 @@ from nbn_tutorial.losses.build import (
     register_loss,
 )
 from nbn_tutorial.losses.ltloss import LTLoss
+from nbn_tutorial.losses.ride import RIDELoss, RouterLoss, diversity_weights, expert_help_targets
 from nbn_tutorial.losses.priors import (
     Counts,
     class_balanced_weights,
@@ -54,6 +58,10 @@ __all__ = [
     "LOSS_REGISTRY",
     "Counts",
     "LTLoss",
+    "RIDELoss",
+    "RouterLoss",
+    "diversity_weights",
+    "expert_help_targets",
     "LossBuilder",
     "LossSettings",
     "LossSpec",

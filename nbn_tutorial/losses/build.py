@@ -10,6 +10,7 @@ from torch import nn
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.losses.ltloss import LTLoss
+from nbn_tutorial.losses.ride import RIDELoss, RouterLoss
 from nbn_tutorial.losses.priors import (
     Counts,
     as_counts,
@@ -34,6 +35,9 @@ class LossSettings:
     ldam_s: float
     drw_epoch: int
     posthoc_tau: float
+    diversity_factor: float = -0.2
+    diversity_temperature: float = 1.0
+    diversity_reweight_factor: float = 0.05
 
     @property
     def num_classes(self) -> int:
@@ -47,21 +51,27 @@ LossBuilder = Callable[[LossSettings], nn.Module]
 @dataclass(frozen=True)
 class LossSpec:
     """A registered loss: its builder, whether it needs a training sample in every class, whether it
-    accepts post-hoc logit adjustment (``posthoc_tau``, only for losses that ignore the prior while training)."""
+    accepts post-hoc logit adjustment (``posthoc_tau``, only for losses that ignore the prior while training),
+    and the extra training outputs of the model it needs (``expert_logits``: see nbn_tutorial.models.outputs)."""
 
     build: LossBuilder
     needs_every_class: bool = True
     posthoc: bool = False
+    needs_outputs: tuple[str, ...] = ()
 
 
 LOSS_REGISTRY: Registry[LossSpec] = Registry("loss")
 
 
-def register_loss(name: str, *, needs_every_class: bool = True,
-                  posthoc: bool = False) -> Callable[[LossBuilder], LossBuilder]:
-    """Decorator registering a loss builder ``build(settings) -> module`` as the loss ``name``."""
+def register_loss(name: str, *, needs_every_class: bool = True, posthoc: bool = False,
+                  needs_outputs: tuple[str, ...] = ()) -> Callable[[LossBuilder], LossBuilder]:
+    """Decorator registering a loss builder ``build(settings) -> module`` as the loss ``name``.
+
+    The module is called as ``loss(logits, targets, **extras)``, where ``extras`` are the model's extra
+    training outputs; ``needs_outputs`` names those it cannot do without (checked against the model).
+    """
     def add(build: LossBuilder) -> LossBuilder:
-        LOSS_REGISTRY.register(name, LossSpec(build, needs_every_class, posthoc))
+        LOSS_REGISTRY.register(name, LossSpec(build, needs_every_class, posthoc, tuple(needs_outputs)))
         return build
 
     return add
@@ -106,12 +116,25 @@ def _class_balanced_focal(s: LossSettings) -> LTLoss:
                   class_weights=class_balanced_weights(s.counts, s.cb_beta))
 
 
+@register_loss("ride", needs_outputs=("expert_logits",))
+def _ride(s: LossSettings) -> RIDELoss:
+    return RIDELoss(s.counts, max_margin=s.ldam_max_m, scale=s.ldam_s, cb_beta=s.cb_beta, drw_epoch=s.drw_epoch,
+                    diversity_factor=s.diversity_factor, temperature=s.diversity_temperature,
+                    reweight_factor=s.diversity_reweight_factor)
+
+
+@register_loss("ride-router", needs_every_class=False, needs_outputs=("expert_logits", "router_logits"))
+def _ride_router(s: LossSettings) -> RouterLoss:
+    return RouterLoss()
+
+
 LOSSES: tuple[str, ...] = LOSS_REGISTRY.names()
 
 
 def build_loss(name: str, class_counts: Counts, *, tau: float = 1.0, focal_gamma: float = 1.0,
                cb_beta: float = 0.9999, ldam_max_m: float = 0.5, ldam_s: float = 30.0, drw_epoch: int = 160,
-               posthoc_tau: float = 0.0) -> LTLoss:
+               posthoc_tau: float = 0.0, diversity_factor: float = -0.2, diversity_temperature: float = 1.0,
+               diversity_reweight_factor: float = 0.05) -> nn.Module:
     """The loss ``name`` (one of LOSSES) for a training set with ``class_counts`` images per class."""
     spec = LOSS_REGISTRY.get(name)
     if not 0.0 <= cb_beta < 1.0:
@@ -127,4 +150,6 @@ def build_loss(name: str, class_counts: Counts, *, tau: float = 1.0, focal_gamma
         require_positive(counts, name)
     return spec.build(LossSettings(name, counts, tau=tau, focal_gamma=focal_gamma, cb_beta=cb_beta,
                                    ldam_max_m=ldam_max_m, ldam_s=ldam_s, drw_epoch=drw_epoch,
-                                   posthoc_tau=posthoc_tau))
+                                   posthoc_tau=posthoc_tau, diversity_factor=diversity_factor,
+                                   diversity_temperature=diversity_temperature,
+                                   diversity_reweight_factor=diversity_reweight_factor))

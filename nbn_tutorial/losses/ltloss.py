@@ -36,8 +36,8 @@ class LTLoss(nn.Module):
         target_margin = F.one_hot(targets, logits.shape[1]).to(logits.dtype) * self.margins[targets, None]
         return self.scale * (logits + self.offset - target_margin)
 
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Scalar training loss."""
+    def forward(self, logits: Tensor, targets: Tensor, **extras: Tensor) -> Tensor:
+        """Scalar training loss (a model's extra training outputs, such as per-expert logits, are not used)."""
         if self.offset.device != logits.device:  # tolerate a loss that was not moved with the model
             self.to(logits.device)
         z = self.transformed_logits(logits.float(), targets)

@@ -1,9 +1,13 @@
 """``build_model``: a registered backbone, a registered head and a registered norm, assembled into a classifier."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.models import cifar_resnet, torchvision_resnets  # noqa: F401  (registers the built-in models)
-from nbn_tutorial.models.classifier import LTClassifier
+from nbn_tutorial.models import cifar_resnet, ride, torchvision_resnets  # noqa: F401  (registers the built-in models)
 from nbn_tutorial.models.registry import MODEL_REGISTRY
 from nbn_tutorial.nn.heads import HEAD_REGISTRY
 from nbn_tutorial.nn.norms import apply_norm, backbone_norm_layer
@@ -14,22 +18,28 @@ MODELS: tuple[str, ...] = MODEL_REGISTRY.names()
 
 def build_model(name: str, num_classes: int, norm: str = "bn", head: str = "linear", in_channels: int = 3,
                 nbn_where: Where = "official", alpha_init: str | float = "official",
-                share_alpha: bool = True, nbn_normalize: str = "both") -> LTClassifier:
+                share_alpha: bool = True, nbn_normalize: str = "both",
+                norm_options: Mapping[str, Any] | None = None, **model_options: Any) -> nn.Module:
     """Build a classifier; ``norm="nbn"`` converts BN layers with ``convert_to_nbn`` (shared α: ``model.nbn_alpha``).
 
     ``resnet32`` follows LDAM-DRW, including Kaiming-normal init of every conv and linear layer (the head's
     too). The torchvision backbones keep torchvision's init; their head keeps PyTorch's default init.
     ``nbn_where``, ``alpha_init``, ``share_alpha`` and ``nbn_normalize`` (both | weight) are the placement
-    and options of the norm's converter (see :func:`nbn_tutorial.nn.norms.apply_norm`).
+    and options of the norm's converter (see :func:`nbn_tutorial.nn.norms.apply_norm`); ``norm_options`` are
+    further converter options, e.g. ``{"components": 3}`` for ``norm="cbn"`` (placed by ``nbn_where`` too).
+    ``model_options`` are the model's own build options (``num_experts=3`` for ``ride_resnet32``); a model
+    built from a backbone takes none. RIDE models apply the norm within each expert (one α per expert).
     """
     spec = MODEL_REGISTRY.get(name)
     norm_layer = backbone_norm_layer(norm)
-    make_head = HEAD_REGISTRY.get(head)
+    HEAD_REGISTRY.get(head)  # an unknown head is a UserError before anything is built
     if num_classes < 1 or in_channels < 1:
         raise UserError(f"num_classes and in_channels must be positive, got {num_classes} and {in_channels}")
-    backbone, feature_dim = spec.build(in_channels, norm_layer)
-    model = LTClassifier(backbone, make_head(feature_dim, num_classes), name, num_classes, feature_dim)
-    if spec.init is not None:
-        model.apply(spec.init)
-    apply_norm(model, norm, where=nbn_where, share_alpha=share_alpha, alpha_init=alpha_init, normalize=nbn_normalize)
+    unknown = sorted(set(model_options) - set(spec.options))
+    if unknown:
+        takes = f"takes only {', '.join(spec.options)}" if spec.options else "takes no build options"
+        raise UserError(f"model {name!r} {takes}, not {unknown[0]!r}")
+    model = spec.assemble(name, num_classes, in_channels, norm_layer, head, **model_options)
+    apply_norm(model, norm, where=nbn_where, share_alpha=share_alpha, alpha_init=alpha_init, normalize=nbn_normalize,
+               **dict(norm_options or {}))
     return model

@@ -42,6 +42,13 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+def cifar_stage(in_planes: int, planes: int, blocks: int, stride: int,
+                norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
+    """One stage of basic blocks: the first changes width and stride, the others keep them."""
+    return nn.Sequential(*[BasicBlock(in_planes if i == 0 else planes, planes, stride if i == 0 else 1, norm_layer)
+                           for i in range(blocks)])
+
+
 class CifarResNet(nn.Module):
     """ResNet for small images as in LDAM-DRW: 3x3 stem (16 ch), 3 stages (16/32/64, strides 1/2/2), avg pool.
 
@@ -57,9 +64,7 @@ class CifarResNet(nn.Module):
         self.bn1 = norm_layer(self.widths[0])
         in_planes = self.widths[0]
         for index, (planes, stride) in enumerate(zip(self.widths, self.strides), start=1):
-            blocks = [BasicBlock(in_planes if i == 0 else planes, planes, stride if i == 0 else 1, norm_layer)
-                      for i in range(blocks_per_stage)]
-            self.add_module(f"layer{index}", nn.Sequential(*blocks))
+            self.add_module(f"layer{index}", cifar_stage(in_planes, planes, blocks_per_stage, stride, norm_layer))
             in_planes = planes
         self.num_features = in_planes
 

@@ -5,6 +5,16 @@ from torch import Tensor, nn
 
 from nbn_tutorial.nn.placement import find_last_stage
 
+CLASS_SCALES = "class_scales"   # a head's learned per-class scales (LWS), see nbn_tutorial.models.rebalance
+
+
+def head_class_weight(head: nn.Module) -> Tensor:
+    """Class weight vectors [C, D] of a head (a Linear's weight, else its ``classifier_weight()``), times its
+    learned class scales where it has them (LWS)."""
+    weight = head.weight if isinstance(head, nn.Linear) else head.classifier_weight()
+    scales = getattr(head, CLASS_SCALES, None)
+    return weight if scales is None else weight * scales[:, None].to(weight.dtype)
+
 
 class LTClassifier(nn.Module):
     """A backbone (image -> penultimate features [N, D]) followed by a head (features -> logits [N, C])."""
@@ -31,7 +41,9 @@ class LTClassifier(nn.Module):
         return self.head(self.backbone(x))
 
     def classifier_weight(self) -> Tensor:
-        """Class weight vectors [C, D] of the head's linear map."""
-        if isinstance(self.head, nn.Linear):
-            return self.head.weight
-        return self.head.classifier_weight()
+        """Class weight vectors [C, D] of the head's linear map (times its class scales after LWS)."""
+        return head_class_weight(self.head)
+
+    def classifier_slots(self) -> list[tuple[nn.Module, str]]:
+        """(owner, attribute) of every classifier head: here the one head."""
+        return [(self, "head")]

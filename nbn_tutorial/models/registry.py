@@ -1,8 +1,16 @@
-"""The model registry: backbone builders by name, added with the :func:`register_backbone` decorator."""
+"""The model registry: models by name, added with :func:`register_backbone` or :func:`register_classifier`.
+
+Most models are a backbone (images -> features) under one head: :func:`register_backbone` registers the
+backbone and ``build_model`` assembles the classifier. A model that assembles its own classifier (several
+experts, each with its own later stages and head: RIDE) is registered with :func:`register_classifier`,
+naming the build options it takes (``num_experts``) and the extra training outputs its forward returns
+beside the logits (``expert_logits``; see :mod:`nbn_tutorial.models.outputs`).
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -23,9 +31,53 @@ class BackboneSpec:
 
     build: BackboneBuilder
     init: ModuleInit | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)   # a backbone takes no build options
+
+    def outputs(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """Extra training outputs beside the logits: none."""
+        return ()
+
+    def assemble(self, name: str, num_classes: int, in_channels: int, norm_layer: NormLayer, head: str) -> nn.Module:
+        """The backbone under the registered head ``head``, as an LTClassifier, with ``init`` applied."""
+        from nbn_tutorial.models.classifier import LTClassifier
+        from nbn_tutorial.nn.heads import HEAD_REGISTRY
+
+        backbone, feature_dim = self.build(in_channels, norm_layer)
+        model = LTClassifier(backbone, HEAD_REGISTRY.get(head)(feature_dim, num_classes), name, num_classes,
+                             feature_dim)
+        if self.init is not None:
+            model.apply(self.init)
+        return model
 
 
-MODEL_REGISTRY: Registry[BackboneSpec] = Registry("model")
+ClassifierBuilder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """A registered model that assembles its whole classifier.
+
+    ``build(num_classes, in_channels, norm_layer, head, **options)`` returns the model (``head`` is a
+    registered head name); ``options`` maps each build option it takes to its default; ``training_outputs``
+    (options -> names) tells which extra outputs its training-mode forward returns beside the logits.
+    """
+
+    build: ClassifierBuilder
+    options: Mapping[str, Any] = field(default_factory=dict)
+    training_outputs: Callable[[Mapping[str, Any]], tuple[str, ...]] = lambda options: ()
+
+    def outputs(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """Extra training outputs beside the logits, for these build options."""
+        return tuple(self.training_outputs({**self.options, **options}))
+
+    def assemble(self, name: str, num_classes: int, in_channels: int, norm_layer: NormLayer, head: str,
+                 **options: Any) -> nn.Module:
+        """The whole classifier, built with the default options updated by ``options``."""
+        return self.build(num_classes, in_channels, norm_layer, head, **{**self.options, **options})
+
+
+ModelSpec = BackboneSpec | ClassifierSpec
+MODEL_REGISTRY: Registry[ModelSpec] = Registry("model")
 
 
 def register_backbone(name: str, *, init: ModuleInit | None = None) -> Callable[[BackboneBuilder], BackboneBuilder]:
@@ -35,3 +87,22 @@ def register_backbone(name: str, *, init: ModuleInit | None = None) -> Callable[
         return build
 
     return add
+
+
+def register_classifier(name: str, *, options: Mapping[str, Any] | None = None,
+                        outputs: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None,
+                        ) -> Callable[[ClassifierBuilder], ClassifierBuilder]:
+    """Decorator registering a whole-classifier builder as the model ``name`` (see :class:`ClassifierSpec`)."""
+    def add(build: ClassifierBuilder) -> ClassifierBuilder:
+        MODEL_REGISTRY.register(name, ClassifierSpec(build, dict(options or {}), outputs or (lambda values: ())))
+        return build
+
+    return add
+
+
+def model_options() -> dict[str, Any]:
+    """Every build option some registered model takes, with its default (the config fields of model options)."""
+    found: dict[str, Any] = {}
+    for name in MODEL_REGISTRY:
+        found.update({key: value for key, value in MODEL_REGISTRY.get(name).options.items() if key not in found})
+    return found

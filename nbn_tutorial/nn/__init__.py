@@ -1,13 +1,34 @@
-"""Normalization layers for long-tailed recognition: NBN, its converters, the norm factory, classifier heads.
+"""Normalization layers for long-tailed recognition: NBN, Compound BN, their converters, the norm factory, heads.
 
 - :mod:`~nbn_tutorial.nn.nbn`: the NBN layers and their α (``normalized_affine``, ``NormalizedBatchNorm2d``, ...);
+- :mod:`~nbn_tutorial.nn.compound`: Compound BN (``CompoundBatchNorm2d``), a reconstruction from the paper's abstract;
+- :mod:`~nbn_tutorial.nn.class_split`: CBN's class groups and class-aware split normalisation (``class_split``);
 - :mod:`~nbn_tutorial.nn.placement`: which BatchNorm2d layers a norm replaces (``where``);
-- :mod:`~nbn_tutorial.nn.convert`: ``replace_batchnorms`` (the one replacement mechanism) and ``convert_to_nbn``;
+- :mod:`~nbn_tutorial.nn.convert`: ``replace_batchnorms`` (the one replacement mechanism), ``convert_to_nbn`` and
+  ``convert_to_cbn``;
 - :mod:`~nbn_tutorial.nn.sync`: NBN-aware ``convert_sync_batchnorm`` for DDP;
 - :mod:`~nbn_tutorial.nn.norms`: norms by name (``create_norm_layer``, ``get_norm_layer``, ``apply_norm``);
 - :mod:`~nbn_tutorial.nn.heads`: classifier heads by name.
 """
-from nbn_tutorial.nn.convert import ALPHA_INITS, LayerBuilder, convert_to_nbn, move_batchnorm_state, replace_batchnorms
+from nbn_tutorial.nn.class_split import GROUP_BALANCES, class_split, forward_split, frequency_groups
+from nbn_tutorial.nn.compound import (
+    COMPONENT_INITS,
+    TINY_GROUP_RULES,
+    ClassSplit,
+    CompoundBatchNorm2d,
+    compound_layers,
+    sample_moments,
+    weighted_statistics,
+)
+from nbn_tutorial.nn.convert import (
+    ALPHA_INITS,
+    LayerBuilder,
+    StateTransfer,
+    convert_to_cbn,
+    convert_to_nbn,
+    move_batchnorm_state,
+    replace_batchnorms,
+)
 from nbn_tutorial.nn.heads import HEAD_REGISTRY, HEADS, HeadFactory, LogitRectificationHead, NormedLinear, create_head
 from nbn_tutorial.nn.nbn import (
     NORM_EPS,
@@ -44,6 +65,19 @@ from nbn_tutorial.nn.sync import convert_sync_batchnorm
 
 __all__ = [
     "ALPHA_INITS",
+    "COMPONENT_INITS",
+    "GROUP_BALANCES",
+    "TINY_GROUP_RULES",
+    "ClassSplit",
+    "CompoundBatchNorm2d",
+    "StateTransfer",
+    "forward_split",
+    "frequency_groups",
+    "class_split",
+    "compound_layers",
+    "convert_to_cbn",
+    "sample_moments",
+    "weighted_statistics",
     "HEADS",
     "HEAD_REGISTRY",
     "NORMS",

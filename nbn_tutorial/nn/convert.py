@@ -1,8 +1,9 @@
-"""Replacing a model's BatchNorm2d layers in place: the generic mechanism and NBN's converter on top of it.
+"""Replacing a model's BatchNorm2d layers in place: the generic mechanism and the NBN and CBN converters on top.
 
 :func:`replace_batchnorms` is the one way a normalization takes over BatchNorm2d layers: it selects the
 layers with a placement, builds each replacement, hands it the BN's γ, β and running statistics (the
-same objects) and swaps the submodule. :func:`convert_to_nbn` is NBN's use of it.
+same objects, or the layer's own transfer) and swaps the submodule. :func:`convert_to_nbn` and
+:func:`convert_to_cbn` are NBN's and Compound BN's uses of it.
 """
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.nn.compound import CompoundBatchNorm2d, compound_layers
 from nbn_tutorial.nn.nbn import NORMALIZE_OPTIONS, SHARED_ALPHA_NAME, NormalizedBatchNorm2d, nbn_layers
-from nbn_tutorial.nn.placement import Where, select_batchnorms
+from nbn_tutorial.nn.placement import Where, alpha_groups, select_batchnorms
 from nbn_tutorial.registry import check_choice
 
 ALPHA_INITS: tuple[str, ...] = ("official", "unit-gamma")
 
 LayerBuilder = Callable[[str, nn.BatchNorm2d], nn.Module]
+StateTransfer = Callable[[_BatchNorm, nn.Module], None]
 
 
 def move_batchnorm_state(source: _BatchNorm, target: _BatchNorm) -> None:
@@ -40,17 +43,19 @@ def _replace_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child_name, new)
 
 
-def replace_batchnorms(model: nn.Module, where: Where, build: LayerBuilder) -> list[tuple[str, nn.Module]]:
+def replace_batchnorms(model: nn.Module, where: Where, build: LayerBuilder,
+                       transfer: StateTransfer = move_batchnorm_state) -> list[tuple[str, nn.Module]]:
     """Replace the BatchNorm2d layers chosen by ``where`` with ``build(name, bn)``, in place; returns them.
 
-    Each new layer receives the old layer's γ, β and running statistics (the same Parameter and buffer
-    objects, see :func:`move_batchnorm_state`) and its train/eval mode. ``where`` is a registered
-    placement name or a predicate ``callable(name, module) -> bool``; selecting nothing is a UserError.
+    ``transfer(bn, layer)`` then hands the old layer's state to the new one: by default its γ, β and
+    running statistics (the same Parameter and buffer objects, see :func:`move_batchnorm_state`) and its
+    train/eval mode; a layer whose state has other shapes (Compound BN) passes its own. ``where`` is a
+    registered placement name or a predicate ``callable(name, module) -> bool``; selecting nothing is a UserError.
     """
     replaced = []
     for name, bn in select_batchnorms(model, where):
         layer = build(name, bn)
-        move_batchnorm_state(bn, layer)
+        transfer(bn, layer)
         _replace_submodule(model, name, layer)
         replaced.append((name, layer))
     return replaced
@@ -70,6 +75,13 @@ def _alpha_values(alpha_init: str | float, layers: list[tuple[str, nn.BatchNorm2
     return [math.sqrt(module.num_features) for _, module in layers]
 
 
+def _alpha_owners(model: nn.Module, selected: list[tuple[str, nn.Module]]) -> dict[str, nn.Module]:
+    """The module that owns each selected layer's shared α: its group (expert), or the model itself."""
+    groups = [(prefix, part) for prefix, part in alpha_groups(model) if prefix]
+    return {name: next((part for prefix, part in groups if name.startswith(prefix + ".")), model)
+            for name, _ in selected}
+
+
 def convert_to_nbn(model: nn.Module, where: Where = "official", share_alpha: bool = True,
                    alpha_init: str | float = "official",
                    normalize: str = "both") -> list[tuple[str, NormalizedBatchNorm2d]]:
@@ -87,7 +99,9 @@ def convert_to_nbn(model: nn.Module, where: Where = "official", share_alpha: boo
       or a predicate ``callable(name, module) -> bool`` called on each BatchNorm2d.
 
     ``share_alpha=True`` creates ONE α registered on ``model`` as ``model.nbn_alpha`` (so it appears once
-    in ``parameters()`` and the state dict); otherwise each layer owns an α named ``alpha``.
+    in ``parameters()`` and the state dict); otherwise each layer owns an α named ``alpha``. A multi-expert
+    model (``nbn_groups()``, see :func:`~nbn_tutorial.nn.placement.alpha_groups`) gets one shared α per
+    expert, registered on the expert (``experts.0.nbn_alpha``, ...), over the layers ``where`` selects in it.
     ``alpha_init``: ``"official"`` = 1.0 (the official code); ``"unit-gamma"`` = √C (C = the layer's
     channels), so a fresh layer (γ = 1, β = 0) computes what a fresh BN does — with a shared α all
     selected layers must then have the same C; or a number.
@@ -105,11 +119,15 @@ def convert_to_nbn(model: nn.Module, where: Where = "official", share_alpha: boo
     affine_free = [name for name, module in selected if not module.affine]
     if affine_free:
         raise UserError(f"NBN needs affine BatchNorm layers (γ, β), but {', '.join(affine_free)} have affine=False")
-    initial_alpha = dict(zip((name for name, _ in selected), _alpha_values(alpha_init, selected, share_alpha)))
-    if share_alpha:
-        reference = selected[0][1].weight
-        model.register_parameter(SHARED_ALPHA_NAME, nn.Parameter(
-            torch.tensor(initial_alpha[selected[0][0]], device=reference.device, dtype=reference.dtype)))
+    owners = _alpha_owners(model, selected)
+    initial_alpha = {}
+    for owner in dict.fromkeys(owners.values()):   # one α per group, initialised from the group's first layer
+        layers = [(name, module) for name, module in selected if owners[name] is owner]
+        initial_alpha.update(zip((name for name, _ in layers), _alpha_values(alpha_init, layers, share_alpha)))
+        if share_alpha:
+            reference = layers[0][1].weight
+            owner.register_parameter(SHARED_ALPHA_NAME, nn.Parameter(
+                torch.tensor(initial_alpha[layers[0][0]], device=reference.device, dtype=reference.dtype)))
 
     def build(name: str, bn: nn.BatchNorm2d) -> NormalizedBatchNorm2d:
         layer = NormalizedBatchNorm2d(bn.num_features, bn.eps, bn.momentum, alpha=initial_alpha[name],
@@ -117,8 +135,39 @@ def convert_to_nbn(model: nn.Module, where: Where = "official", share_alpha: boo
                                       device=bn.weight.device, dtype=bn.weight.dtype,
                                       normalize_bias=normalize == "both")
         if share_alpha:
-            layer.use_shared_alpha(model, SHARED_ALPHA_NAME)
+            layer.use_shared_alpha(owners[name], SHARED_ALPHA_NAME)
         return layer
 
     # The selection is already made (and checked): replace exactly those layers.
     return replace_batchnorms(model, lambda name, _: name in initial_alpha, build)
+
+
+def convert_to_cbn(model: nn.Module, where: Where = "official", components: int = 2, shared_affine: bool = False,
+                   temperature: float = 1.0, init: str = "split",
+                   init_spread: float = 0.5) -> list[tuple[str, CompoundBatchNorm2d]]:
+    """Replace selected BatchNorm2d layers of ``model`` by CompoundBatchNorm2d, in place; returns them.
+
+    ``where`` takes NBN's placements (``"official"``, ``"last-stage"``, ``"all"`` or a predicate, see
+    :func:`convert_to_nbn`); which layers the paper replaces is not known. Each new layer has
+    ``components`` Gaussian components and keeps the BN's momentum and eps; its γ, β and running
+    statistics start as copies of the BN's in every component (:meth:`CompoundBatchNorm2d.adopt_batchnorm`).
+    ``shared_affine``, ``temperature``, ``init`` and ``init_spread`` are the layer's options.
+    A model that already has CBN layers is refused.
+    """
+    if compound_layers(model):
+        raise UserError("the model already has Compound BN layers; call convert_to_cbn once, on a model with plain "
+                        "BatchNorm2d layers")
+    selected = select_batchnorms(model, where)
+    unsupported = [name for name, module in selected if not (module.affine and module.track_running_stats)]
+    if unsupported:
+        raise UserError(f"CBN needs affine BatchNorm layers with running statistics, but {', '.join(unsupported)} "
+                        "lack them")
+    names = {name for name, _ in selected}
+
+    def build(name: str, bn: nn.BatchNorm2d) -> CompoundBatchNorm2d:
+        return CompoundBatchNorm2d(bn.num_features, components, bn.momentum, bn.eps, shared_affine=shared_affine,
+                                   temperature=temperature, init=init, init_spread=init_spread,
+                                   device=bn.weight.device, dtype=bn.weight.dtype)
+
+    return replace_batchnorms(model, lambda name, _: name in names, build,
+                              transfer=lambda bn, layer: layer.adopt_batchnorm(bn))

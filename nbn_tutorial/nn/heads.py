@@ -24,6 +24,11 @@ class LogitRectificationHead(nn.Module):
         self.fc = nn.Linear(in_features, num_classes)
         self.bn = nn.BatchNorm1d(num_classes, affine=False)
 
+    def reset_parameters(self) -> None:
+        """PyTorch's default init of the linear map; fresh running statistics of the logits."""
+        self.fc.reset_parameters()
+        self.bn.reset_parameters()
+
     def forward(self, features: Tensor) -> Tensor:
         """Rectified logits [N, C]."""
         return self.bn(self.fc(features))
@@ -40,8 +45,12 @@ class NormedLinear(nn.Module):
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(in_features, num_classes))
-        # LDAM-DRW's init: uniform(-1, 1), then each class column rescaled to unit norm.
-        self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """LDAM-DRW's init: uniform(-1, 1), then each class column rescaled to unit norm."""
+        with torch.no_grad():
+            self.weight.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
 
     def forward(self, features: Tensor) -> Tensor:
         """Cosine similarities [N, C] between features and class weights."""

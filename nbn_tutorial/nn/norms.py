@@ -1,4 +1,4 @@
-"""The normalization factory: norms by name ("bn", "nbn"), as single layers and as applied to whole models.
+"""The normalization factory: norms by name ("bn", "nbn", "cbn"), as single layers and as applied to whole models.
 
 In the style of torchvision's ``norm_layer`` argument and timm's ``create_norm_layer``: a norm is
 registered once with :func:`register_norm` and then used by name everywhere. A norm has
@@ -8,20 +8,23 @@ registered once with :func:`register_norm` and then used by name everywhere. A n
 - ``convert`` (optional): how :func:`apply_norm` (and so ``build_model``) applies it to a model built
   with plain BatchNorm2d, at a placement: ``convert(model, where=..., **options)`` replaces the selected
   layers in place (usually with :func:`~nbn_tutorial.nn.convert.replace_batchnorms`) and returns them.
-  ``build_model`` passes ``share_alpha``, ``alpha_init`` and ``normalize`` as options; a converter without
-  use for them accepts and ignores them.
+  ``build_model`` passes every norm's options (``share_alpha``, ``alpha_init``, ``normalize`` for NBN;
+  ``components``, ``shared_affine``, ``temperature``, ``init`` for CBN); :func:`apply_norm` hands a
+  converter only the options its signature names (all of them if it takes ``**options``).
   A norm without ``convert`` is built into the backbone directly, as its ``norm_layer`` (see
   :func:`backbone_norm_layer`).
 """
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
-from nbn_tutorial.nn.convert import convert_to_nbn
+from nbn_tutorial.nn.compound import CompoundBatchNorm2d
+from nbn_tutorial.nn.convert import convert_to_cbn, convert_to_nbn
 from nbn_tutorial.nn.nbn import NormalizedBatchNorm2d
 from nbn_tutorial.nn.placement import Where
 from nbn_tutorial.registry import Registry
@@ -48,6 +51,7 @@ def register_norm(name: str, layer: Callable[..., nn.Module], convert: NormConve
 
 register_norm("bn", nn.BatchNorm2d)
 register_norm("nbn", NormalizedBatchNorm2d, convert=convert_to_nbn)
+register_norm("cbn", CompoundBatchNorm2d, convert=convert_to_cbn)
 
 NORMS: tuple[str, ...] = NORM_REGISTRY.names()
 
@@ -74,10 +78,20 @@ def backbone_norm_layer(name: str) -> NormLayer:
 def apply_norm(model: nn.Module, name: str, where: Where = "official", **options) -> list[tuple[str, nn.Module]]:
     """Apply the norm ``name`` to a BN-built ``model`` in place at ``where``; returns the replaced layers.
 
-    ``options`` go to the norm's converter (for "nbn": ``share_alpha``, ``alpha_init``). A norm without a
-    converter was built into the model directly, so nothing is replaced and ``where``/``options`` are unused.
+    ``options`` go to the norm's converter, each only if the converter's signature names it (for "nbn":
+    ``share_alpha``, ``alpha_init``, ``normalize``; for "cbn": ``components``, ``shared_affine``,
+    ``temperature``, ``init``, ``init_spread``). A norm without a converter was built into the model
+    directly, so nothing is replaced and ``where``/``options`` are unused.
     """
     spec = NORM_REGISTRY.get(name)
     if spec.convert is None:
         return []
-    return spec.convert(model, where=where, **options)
+    return spec.convert(model, where=where, **_accepted_options(spec.convert, options))
+
+
+def _accepted_options(convert: NormConverter, options: dict) -> dict:
+    """The ``options`` that ``convert`` declares (every one when it takes ``**options``)."""
+    parameters = inspect.signature(convert).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return options
+    return {key: value for key, value in options.items() if key in parameters}

@@ -3,6 +3,11 @@
 A placement is a name registered in :data:`PLACEMENT_REGISTRY` (a rule ``model -> set of layer names``)
 or a predicate ``callable(name, module) -> bool``. The named rules work on ResNet-style models, whose
 stages are submodules named ``layer1``, ``layer2``, ...
+
+A multi-expert model (RIDE) names its experts with ``nbn_groups()`` (``[(name, module), ...]``): a
+placement then applies within each expert (the shared early stages keep plain BN), and NBN gives each
+expert its own α (:func:`alpha_groups`). A part may name the rule its official code uses for
+``"official"`` with the attribute ``official_nbn_placement`` (RIDE-NBN: every BN of each expert's last stage).
 """
 from __future__ import annotations
 
@@ -50,7 +55,13 @@ def _is_shortcut_bn(relative_name: str) -> bool:
 
 @PLACEMENT_REGISTRY.register("official")
 def _official_names(model: nn.Module) -> set[str]:
-    """Last stage only: the last BN of each block's residual branch, and every shortcut (downsample) BN."""
+    """Last stage only: the last BN of each block's residual branch, and every shortcut (downsample) BN.
+
+    A model (or expert) whose official NBN code uses another rule names it in ``official_nbn_placement``.
+    """
+    alias = getattr(model, "official_nbn_placement", None)
+    if alias is not None and alias != "official":
+        return PLACEMENT_REGISTRY.get(alias)(model)
     stage_name, stage = find_last_stage(model)
     selected = set()
     for block_name, block in stage.named_children():
@@ -84,15 +95,32 @@ def _all_names(model: nn.Module) -> set[str]:
 WHERE_OPTIONS: tuple[str, ...] = PLACEMENT_REGISTRY.names()
 
 
+def alpha_groups(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The parts of ``model`` that each get a placement of their own and their own shared NBN α: the model's
+    ``nbn_groups()`` where it defines them (one per expert of a RIDE model), else the whole model (name "")."""
+    groups = getattr(model, "nbn_groups", None)
+    return list(groups()) if callable(groups) else [("", model)]
+
+
+def _prefixed(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
 def select_batchnorms(model: nn.Module, where: Where) -> list[tuple[str, nn.BatchNorm2d]]:
-    """The BatchNorm2d layers of ``model`` chosen by ``where``, in model order; a UserError if none is."""
-    candidates = _batchnorms(model)
-    if callable(where):
-        selected = [(name, module) for name, module in candidates if where(name, module)]
-    else:
+    """The BatchNorm2d layers of ``model`` chosen by ``where``, in model order; a UserError if none is.
+
+    In a model with :func:`alpha_groups` the rule applies within each group; a predicate sees full names.
+    """
+    if not callable(where):
         check_choice("placement", where, PLACEMENT_REGISTRY.names(), alternative=_PREDICATE)
-        chosen = PLACEMENT_REGISTRY.get(where)(model)
-        selected = [(name, module) for name, module in candidates if name in chosen]
+    selected = []
+    for prefix, part in alpha_groups(model):
+        candidates = [(_prefixed(prefix, name), module) for name, module in _batchnorms(part)]
+        if callable(where):
+            selected += [(name, module) for name, module in candidates if where(name, module)]
+        else:
+            chosen = {_prefixed(prefix, name) for name in PLACEMENT_REGISTRY.get(where)(part)}
+            selected += [(name, module) for name, module in candidates if name in chosen]
     if not selected:
         raise UserError(f"where={where!r} selects no BatchNorm2d layer of this model; choose another placement")
     return selected

@@ -11,29 +11,51 @@ The remaining functions are what the notebooks call so that they hold no logic t
 directory resolution, recording results, figures for the report and sentences computed from numbers.
 
 Modules: ``profiles`` (profiles, declared parameters, notebook selection), ``runner`` (papermill
-execution and the sequence manifest), ``hygiene`` (committed form, nbval preparation), ``sweeps``,
+execution), ``manifest`` (sequence.json: merged re-runs, failures), ``implied`` (the training configs
+that parameters imply, checked before running), ``hygiene`` (committed form, nbval preparation), ``sweeps``,
 ``report``, ``tables`` (markdown and mean ± std tables), ``helpers`` (run directory, results, figures),
 ``runs`` (training runs from notebooks), ``longtail`` (notebook 01's tables), ``full_runs`` (notebook
-05), ``prose`` (sentences computed from numbers).
+05), ``exercises`` (course mode: nbgrader markup, student versions), ``prose`` (sentences computed
+from numbers), ``mechanism`` (notebook 04's measurements of NBN's mechanism), ``studies`` (notebook
+06: a study's results), ``rebalancing`` (notebook 07: cRT, τ-norm, LWS and RIDE on the stage-1 runs),
+``compound`` (notebook 08: Compound BN's components and study).
 """
 from nbn_tutorial import paths
-from nbn_tutorial.notebooks.full_runs import (RUN_COLUMNS, SEED_RUNS, SEED_TABLE, PlannedRun, gather_results,
-                                              launch_commands, mean_accuracy_table, plan_runs, plan_table,
-                                              results_table, train_plan)
+from nbn_tutorial.notebooks.compound import (COMPOUND_ANSWERS, COMPOUND_STUDY, COMPOUND_TABLE, compound_conclusions,
+                                             compound_study, compound_summary, compound_table, run_component_usage,
+                                             save_compound_summary, usage_match_table, usage_summary)
+from nbn_tutorial.notebooks.exercises import (Exercise, is_exercise_cell, list_exercises, student_notebook,
+                                              write_student_notebooks)
+from nbn_tutorial.notebooks.full_runs import (LAUNCH_SCRIPT, RUN_COLUMNS, SEED_RUNS, SEED_TABLE, PlannedRun,
+                                              gather_results, launch_commands, mean_accuracy_table, plan_runs,
+                                              plan_table, preset_table, results_table, train_plan,
+                                              write_launch_script)
 from nbn_tutorial.notebooks.helpers import (FIGURE_INDEX, FIGURES_SUBDIR, RESULTS_FILE, project_path, read_results,
                                             record_result, resolve_run_dir, save_figure, setup)
 from nbn_tutorial.notebooks.hygiene import CHECK_OUTPUT_MARKER, clean_notebook, clean_notebooks, prepare_notebooks
 from nbn_tutorial.notebooks.longtail import benchmark_shot_groups, longtail_counts_table, split_table
+from nbn_tutorial.notebooks.mechanism import (budget_summary, budget_table, dynamics_summary, first_step_summary,
+                                              initial_scale_summary, initial_scale_table)
 from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, NOTEBOOK_NAME, SWEEP_PREFIX, check_parameters,
                                              discover_notebooks, list_profiles, load_profile, notebook_parameters,
                                              select_notebooks)
 from nbn_tutorial.notebooks.prose import (Summary, alpha_summary, baseline_summary, bias_summary, change_sentence,
-                                          comparison_summary, describe_split, seed_summary)
+                                          comparison_summary, describe_split, gpu_plan_note, grad_cam_note,
+                                          seed_summary)
 from nbn_tutorial.notebooks.report import build_report
+from nbn_tutorial.notebooks.implied import check_training_configs
+from nbn_tutorial.notebooks.manifest import check_complete
 from nbn_tutorial.notebooks.runner import (KERNEL_ENV, MANIFEST_FILE, RUN_DIR_PARAMETER, RUN_SUBDIR, run_notebook,
                                            run_sequence)
 from nbn_tutorial.notebooks.runs import (GROUP_METRICS, RunView, config_digest, describe_model, final_metrics,
-                                         open_run, record_run, run_config, run_path)
+                                         open_run, record_run, results_frame, run_config, run_path)
+from nbn_tutorial.notebooks.rebalancing import (REBALANCING_SUMMARY, REBALANCING_TABLE, TauResult, changed_tensors,
+                                                classifier_norms, expert_tables, rebalancing_summary, rebalancing_table, ride_config,
+                                                sampled_class_counts, stage2_config, tau_curves, tau_normalize_runs,
+                                                train_stage2)
+from nbn_tutorial.notebooks.studies import (STUDY_ANSWERS, STUDY_TABLE, StudyView, arm_tables, arms_table,
+                                            committed_results, open_study, per_class_dataset, per_class_differences,
+                                            per_class_summary, save_study_summary, study_answers, study_provenance)
 from nbn_tutorial.notebooks.sweeps import (DONE_MARKER, SWEEP_KEYS, Sweep, load_sweep, run_sweep, set_name,
                                            sweep_rows, sweep_sets, write_sweep_summary)
 from nbn_tutorial.notebooks.tables import format_mean_std, markdown_table, mean_std_rows, save_table
@@ -53,7 +75,9 @@ __all__ = [
     # execution, hygiene, sweeps, report
     "run_notebook", "run_sequence", "prepare_notebooks", "clean_notebook", "clean_notebooks",
     "Sweep", "load_sweep", "sweep_sets", "set_name", "run_sweep", "sweep_rows", "write_sweep_summary",
-    "build_report",
+    "build_report", "check_complete", "check_training_configs",
+    # course mode
+    "Exercise", "list_exercises", "is_exercise_cell", "student_notebook", "write_student_notebooks",
     # tables
     "mean_std_rows", "format_mean_std", "markdown_table", "save_table",
     # helpers the notebooks call
@@ -61,8 +85,24 @@ __all__ = [
     "run_config", "config_digest", "run_path", "final_metrics", "record_run", "RunView", "open_run",
     "describe_model", "longtail_counts_table", "benchmark_shot_groups", "split_table",
     "PlannedRun", "plan_runs", "plan_table", "launch_commands", "train_plan", "gather_results", "results_table",
+    "results_frame", "preset_table", "write_launch_script", "LAUNCH_SCRIPT",
     "mean_accuracy_table",
     # prose
     "Summary", "change_sentence", "describe_split", "baseline_summary", "bias_summary", "comparison_summary",
-    "alpha_summary", "seed_summary",
+    "alpha_summary", "seed_summary", "grad_cam_note", "gpu_plan_note",
+    # notebook 04's mechanism cells
+    "budget_table", "budget_summary", "initial_scale_table", "initial_scale_summary", "first_step_summary",
+    "dynamics_summary",
+    # notebook 06: studies
+    "StudyView", "open_study", "committed_results", "study_provenance", "arm_tables", "study_answers",
+    "per_class_differences", "per_class_summary", "arms_table", "per_class_dataset", "save_study_summary",
+    "STUDY_TABLE", "STUDY_ANSWERS",
+    # notebook 07: re-balancing and experts
+    "REBALANCING_TABLE", "REBALANCING_SUMMARY", "TauResult", "stage2_config", "train_stage2", "ride_config",
+    "tau_normalize_runs", "tau_curves", "classifier_norms", "changed_tensors", "expert_tables", "rebalancing_table",
+    "rebalancing_summary", "sampled_class_counts",
+    # notebook 08: Compound BN
+    "COMPOUND_STUDY", "COMPOUND_TABLE", "COMPOUND_ANSWERS", "run_component_usage", "usage_match_table",
+    "usage_summary", "compound_study", "compound_table", "compound_conclusions", "save_compound_summary",
+    "compound_summary",
 ]

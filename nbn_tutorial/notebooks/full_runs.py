@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbn_tutorial.fileio import read_yaml_mapping
+from nbn_tutorial.fileio import atomic_write_text, read_yaml_mapping
 from nbn_tutorial.notebooks.runs import ACCURACY_COLUMNS, final_metrics, run_config, run_path
 from nbn_tutorial.notebooks.tables import mean_std_rows, percent
 
@@ -18,6 +18,7 @@ SEED_TABLE = "seed_table"        # notebook 05's mean ± std table (.csv/.md) in
 SEED_RUNS = "seed_runs"          # notebook 05's per-run table (.csv/.md)
 RUN_COLUMNS = ("dataset", "model", "norm", "head", "loss", "epochs", "seed")
 SETTING_COLUMNS = ("dataset", "model", "head", "loss", "epochs")   # what stays fixed over seeds and norms
+LAUNCH_SCRIPT = "torchrun_commands.sh"   # notebook 05's launch commands, in the run directory
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,26 @@ def launch_commands(plan: Sequence[PlannedRun], gpus: int = 1) -> str:
         resume = " --resume" if run.status.startswith("partial") else ""
         lines.append(f"{launcher} train --config {run.preset} {sets} --out {shlex.quote(str(run.path))}{resume}")
     return "\n".join(lines)
+
+
+def write_launch_script(plan: Sequence[PlannedRun], run_dir: str | Path, gpus: int) -> Path:
+    """Write :func:`launch_commands` as a shell script into the run directory (:data:`LAUNCH_SCRIPT`); returns it."""
+    text = f"#!/usr/bin/env bash\n# notebook 05's plan, one torchrun job over {gpus} GPUs per run\n"
+    return atomic_write_text(Path(run_dir) / LAUNCH_SCRIPT, text + launch_commands(plan, gpus=gpus) + "\n")
+
+
+def preset_table() -> Any:
+    """The training presets in configs/ as a table: name, dataset, model, norm, loss and epochs."""
+    import pandas as pd
+
+    from nbn_tutorial import train
+
+    rows = []
+    for name in train.list_presets():
+        config = train.load_config(name)
+        rows.append({"preset": name, "dataset": config.dataset, "model": config.model, "norm": config.norm,
+                     "loss": config.loss, "epochs": config.epochs})
+    return pd.DataFrame(rows).set_index("preset")
 
 
 def train_plan(plan: Sequence[PlannedRun], *, train_here: bool = True, progress: bool = True) -> list[Path]:

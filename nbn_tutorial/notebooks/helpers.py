@@ -15,10 +15,11 @@ from nbn_tutorial.paths import project_path
 RESULTS_FILE = "results.json"    # {label: {metric: percent}} recorded by the notebooks into the run directory
 FIGURES_SUBDIR = "figures"
 FIGURE_INDEX = "index.json"
+DISPLAY_DIGITS = 3              # decimals of the floats in the tables a notebook shows
 
 
 def setup(run_dir: str | Path) -> Path:
-    """A notebook's first call: show figures inline as PNG and return the resolved, created run directory.
+    """A notebook's first call: show figures inline as PNG, tables with 3 decimals; returns the created run directory.
 
     nbn_tutorial.plots builds figures without pyplot, so IPython needs its inline backend activated
     to draw a Figure left as a cell's last expression.
@@ -30,6 +31,9 @@ def setup(run_dir: str | Path) -> Path:
     shell = get_ipython() if get_ipython is not None else None
     if shell is not None and hasattr(shell, "kernel"):
         shell.run_line_magic("matplotlib", "inline")
+        import pandas as pd
+
+        pd.set_option("display.precision", DISPLAY_DIGITS)  # tables for people: 0.953, not 0.95333333
     return resolve_run_dir(run_dir)
 
 

@@ -14,6 +14,7 @@ from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, discover_notebooks
 from nbn_tutorial.notebooks.runner import RUN_SUBDIR, shares_with_run_dir
 
 CHECK_OUTPUT_MARKER = "# NBVAL_CHECK_OUTPUT"
+KEPT_CELL_METADATA = ("tags", "nbgrader")   # papermill's tags; the exercises' nbgrader markup (course mode)
 
 
 def _is_checked(cell) -> bool:
@@ -51,11 +52,11 @@ def prepare_notebooks(out_dir: str | Path, profile: str | Path = DEFAULT_PROFILE
 
 
 def clean_notebook(notebook, executed=None):
-    """The committed form of a notebook: no execution counts or run metadata; outputs only on
-    NBVAL_CHECK_OUTPUT cells (taken from `executed`, the same notebook run by papermill, when given)."""
+    """The committed form of a notebook: no execution counts or run metadata (cell metadata: tags and
+    nbgrader only); outputs only on NBVAL_CHECK_OUTPUT cells (taken from `executed`, the same notebook run by papermill, when given)."""
     executed_cells = {cell.get("id"): cell for cell in executed.cells} if executed is not None else {}
     for cell in notebook.cells:
-        cell.metadata = {"tags": cell.metadata["tags"]} if cell.metadata.get("tags") else {}
+        cell.metadata = {key: cell.metadata[key] for key in KEPT_CELL_METADATA if cell.metadata.get(key)}
         if cell.cell_type != "code":
             continue
         cell.execution_count = None

@@ -45,6 +45,45 @@ def load_profile(name_or_path: str | Path) -> dict[str, Any]:
     return read_yaml_mapping(paths.PROFILE_DIR / f"{name_or_path}.yaml", "profile")
 
 
+ParameterSource = tuple[str, Any]   # ("profile", name or path) | ("file", path) | ("set", (name, value))
+SOURCE_KINDS = ("profile", "file", "set")
+
+
+def parse_parameter_value(text: str) -> Any:
+    """A `-p NAME VALUE` value: parsed as YAML (10 -> int, 0.5 -> float, true -> bool, [0, 1] -> list,
+    null -> None), with papermill's Python spellings None/True/False accepted too; else the string itself."""
+    import yaml
+
+    if text in ("None", "True", "False"):
+        return {"None": None, "True": True, "False": False}[text]
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def combine_sources(sources: Sequence[ParameterSource],
+                    base: str | None = DEFAULT_PROFILE) -> tuple[dict[str, Any], str]:
+    """Apply profiles, parameter files and single values in order (later wins); returns (parameters, label).
+
+    Without any profile or file the profile `base` comes first (None: nothing). The label names the
+    profiles and files ("fashion+mine"); it is the default output folder of a sequence.
+    """
+    if base is not None and not any(kind in ("profile", "file") for kind, _ in sources):
+        sources = [("profile", base), *sources]
+    parameters: dict[str, Any] = {}
+    labels = []
+    for kind, value in sources:
+        check_choice("parameter source", kind, SOURCE_KINDS)
+        if kind == "set":
+            name, item = value
+            parameters[str(name)] = item
+            continue
+        parameters.update(load_profile(value) if kind == "profile" else read_yaml_mapping(Path(value), "parameter file"))
+        labels.append(Path(value).stem)
+    return parameters, "+".join(labels)
+
+
 def read_notebook(path: Path):
     """The notebook at ``path`` (nbformat v4); a UserError when it cannot be read."""
     import nbformat

@@ -53,7 +53,7 @@ def describe_split(train_split, test_split) -> Summary:
     return Summary(f"The training split of **{train_split.spec.name}** has {total} images in "
                    f"{train_split.num_classes} classes, from {int(counts.max())} images in the largest class down "
                    f"to {int(counts.min())} in the smallest (measured imbalance factor "
-                   f"{counts.max() / counts.min():.1f}). Shot groups ({train_split.spec.shot_rule} rule): "
+                   f"{counts.max() / counts.min():.1f}). Shot groups ({train_split.shot_rule} rule): "
                    f"{shares}. {test_text}")
 
 
@@ -131,7 +131,56 @@ def alpha_summary(run: str | Path) -> Summary:
     return Summary(f"α after the first evaluated epoch → after the last: {moves}.")
 
 
+def grad_cam_note(model, images) -> Summary:
+    """How coarse a Grad-CAM map is: the last-stage grid it is computed on, against the input size."""
+    from nbn_tutorial import diagnosis
+
+    height, width = diagnosis.feature_map_size(model, images)
+    image_height, image_width = (int(size) for size in images.shape[-2:])
+    cell = f"{image_height / height:.3g}×{image_width / width:.3g}"
+    text = (f"These maps are computed on the last stage's {height}×{width} feature maps and upsampled bilinearly to "
+            f"the {image_height}×{image_width} input, so each map cell covers a {cell} block of pixels.")
+    if height * width <= 16:
+        text = (f"**Coarse maps.** {text} A {height}×{width} grid can only say which part of the image drove the "
+                "prediction, not which strokes or edges; every gradation in between is bilinear interpolation.")
+    return Summary(text)
+
+
 # ---- notebook 05 ----------------------------------------------------------------------------------
+
+def gpu_plan_note(plan, run_dir: str | Path, gpus: int, train_here: bool = True) -> Summary:
+    """What the plan does on this machine, and what would run with torchrun on ``gpus`` GPUs instead.
+
+    With several GPUs here the launch commands are the output; otherwise one sentence says what trains
+    in this kernel and one example command stands for the script written into the run directory.
+    """
+    import torch
+
+    from nbn_tutorial.notebooks.full_runs import launch_commands, write_launch_script
+
+    script = write_launch_script(plan, run_dir, gpus)
+    here = torch.cuda.device_count()
+    todo = [run for run in plan if run.status != "finished"]
+    if here >= 2:
+        return Summary(f"This machine has {here} GPUs. Run these commands in a terminal (also in `{script}`), one "
+                       f"after another, then re-run this notebook with `train_here = False` to gather the results:"
+                       f"\n\n```\n{launch_commands(plan, gpus=min(gpus, here))}\n```")
+    device = "one GPU" if here == 1 else "no GPU"
+    if not todo:
+        action = "the next cell only gathers them"
+    elif train_here:
+        action = f"the next cell trains the {len(todo)} unfinished one{'s' * (len(todo) != 1)} here, one after another"
+    else:
+        action = "`train_here = True` would train the unfinished ones here, one after another"
+    example = launch_commands(plan[:1], gpus=gpus) if plan else ""
+    finished = len(plan) - len(todo)
+    return Summary(f"This machine has {device}, so nothing here runs with torchrun: {finished} of the {len(plan)} "
+                   f"planned runs {'is' if finished == 1 else 'are'} finished and {action}. On a machine with {gpus} GPUs, each run "
+                   f"would instead be one `torchrun` job with one process per GPU (DDP, the batch split over the "
+                   f"processes); the {len(plan)} commands are in `{script}`, the first one is"
+                   f"\n\n```\n{example}\n```")
+
+
 
 def seed_summary(results, groups: Sequence[str] = ("overall", "few")) -> Summary:
     """Per setting: how NBN changed each group's accuracy over the seeds, judged against the seed-to-seed spread."""

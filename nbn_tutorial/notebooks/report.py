@@ -1,15 +1,24 @@
-"""The report of an executed notebook sequence: report.md with the BN vs NBN table, sentences and key figures."""
+"""The report of an executed notebook sequence: report.md with the BN vs NBN table, sentences and key figures.
+
+Beside it: report.html, and an HTML page of every executed notebook (figures embedded) that the report
+links to, for readers without Jupyter.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
 from nbn_tutorial.fileio import atomic_write_text, read_json
+from nbn_tutorial.notebooks.compound import COMPOUND_ANSWERS, COMPOUND_TABLE
 from nbn_tutorial.notebooks.full_runs import SEED_RUNS, SEED_TABLE
 from nbn_tutorial.notebooks.helpers import FIGURE_INDEX, FIGURES_SUBDIR, read_results
+from nbn_tutorial.notebooks.manifest import check_complete
 from nbn_tutorial.notebooks.prose import accuracy_name, change_sentence, seed_summary
+from nbn_tutorial.notebooks.rendering import html_path, markdown_page, notebook_html
 from nbn_tutorial.notebooks.runner import read_manifest
 from nbn_tutorial.notebooks.runs import GROUP_METRICS
+from nbn_tutorial.notebooks.rebalancing import REBALANCING_SUMMARY, REBALANCING_TABLE
+from nbn_tutorial.notebooks.studies import STUDY_ANSWERS, STUDY_TABLE
 from nbn_tutorial.notebooks.tables import markdown_table
 
 
@@ -55,18 +64,59 @@ def _seed_lines(run_dir: Path) -> list[str]:
             "", seed_summary(pd.read_csv(runs)), ""]
 
 
+def _study_lines(run_dir: Path) -> list[str]:
+    table, answers = run_dir / f"{STUDY_TABLE}.md", run_dir / f"{STUDY_ANSWERS}.md"
+    if not (table.exists() and answers.exists()):
+        return []
+    return ["## What makes NBN work (notebook 06; mean [95% CI] over seeds, Δ paired to BN)", "",
+            table.read_text(encoding="utf-8").strip(), "", answers.read_text(encoding="utf-8").strip(), ""]
+
+
+def _compound_lines(run_dir: Path) -> list[str]:
+    table, answers = run_dir / f"{COMPOUND_TABLE}.md", run_dir / f"{COMPOUND_ANSWERS}.md"
+    if not (table.exists() and answers.exists()):
+        return []
+    return ["## BN vs NBN vs Compound BN (notebook 08; a reconstruction; mean [95% CI] over seeds, Δ paired to BN)",
+            "", table.read_text(encoding="utf-8").strip(), "", answers.read_text(encoding="utf-8").strip(), ""]
+
+
+def _rebalancing_lines(run_dir: Path) -> list[str]:
+    table, summary = run_dir / f"{REBALANCING_TABLE}.md", run_dir / f"{REBALANCING_SUMMARY}.md"
+    if not (table.exists() and summary.exists()):
+        return []
+    return ["## Re-balancing and experts (notebook 07; test accuracy, %, one seed)", "",
+            table.read_text(encoding="utf-8").strip(), "", summary.read_text(encoding="utf-8").strip(), ""]
+
+
+def _notebook_lines(out: Path, manifest: Mapping) -> list[str]:
+    """The table of executed notebooks, each linked as .ipynb and as its HTML page (rendered here)."""
+    lines = ["| notebook | page | seconds |", "| --- | --- | --- |"]
+    for name in manifest["notebooks"]:
+        page = "not run"
+        if (out / name).exists():
+            notebook_html(out / name)
+            page = f"[HTML]({html_path(name).as_posix()})"
+        lines.append(f"| [{name}]({name}) | {page} | {manifest['seconds'].get(name, 'not run')} |")
+    return lines + [""]
+
+
 def build_report(out_dir: str | Path) -> Path:
-    """Write <out_dir>/report.md for an executed sequence: BN vs NBN table, sentences, key figures."""
+    """Write <out_dir>/report.md and report.html for an executed sequence (BN vs NBN table, sentences, key
+    figures), and an HTML page next to every executed notebook; returns report.md."""
     out = Path(out_dir)
     manifest = read_manifest(out)
+    check_complete(out, manifest)   # a failed or interrupted sequence has no report (one sentence, exit 2)
     run_dir = Path(manifest["run_dir"])
     parameters = ", ".join(f"{key}={value}" for key, value in manifest["parameters"].items())
     lines = [f"# NBN tutorial report: profile `{manifest['profile']}`", "",
-             f"Parameters: {parameters or '(notebook defaults)'}.", "",
-             "| notebook | seconds |", "| --- | --- |"]
-    lines += [f"| [{name}]({name}) | {manifest['seconds'].get(name, 'not run')} |" for name in manifest["notebooks"]]
-    lines.append("")
+             f"Parameters: {parameters or '(notebook defaults)'}.", ""]
+    lines += _notebook_lines(out, manifest)
     lines += _results_lines(read_results(run_dir))
     lines += _seed_lines(run_dir)
+    lines += _study_lines(run_dir)
+    lines += _rebalancing_lines(run_dir)
+    lines += _compound_lines(run_dir)
     lines += _figure_lines(out, run_dir)
-    return atomic_write_text(out / "report.md", "\n".join(lines).rstrip() + "\n")
+    text = "\n".join(lines).rstrip() + "\n"
+    atomic_write_text(out / "report.html", markdown_page(text, f"NBN tutorial report: {manifest['profile']}"))
+    return atomic_write_text(out / "report.md", text)

@@ -7,20 +7,23 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.fileio import atomic_write_json, ensure_dir, read_json
-from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, check_parameters, load_profile, notebook_parameters,
+from nbn_tutorial.fileio import ensure_dir, read_json, write_error
+from nbn_tutorial.notebooks.implied import check_training_configs
+from nbn_tutorial.notebooks.manifest import MANIFEST_FILE, record_failure, record_seconds, start_manifest
+from nbn_tutorial.notebooks.profiles import (ParameterSource, check_parameters, combine_sources, notebook_parameters,
                                              select_notebooks, sequence_of)
+from nbn_tutorial.train.progress import KERNEL_ENV  # compact training progress in executed notebooks
 
 RUN_SUBDIR = "run"               # <out>/run is the run directory shared by the sequence
-MANIFEST_FILE = "sequence.json"  # what run_sequence ran, written into <out>
 RUN_DIR_PARAMETER = "run_dir"
-KERNEL_ENV = {"TQDM_MININTERVAL": "30"}  # tqdm reads TQDM_* defaults: one progress update per 30 s at most
 
 
 def _kernel_manager_class():
@@ -37,6 +40,14 @@ def _kernel_manager_class():
         def _local_sockets(self) -> str:
             # Unix sockets keep the kernel off the network (and ipykernel quiet about plain TCP).
             return "ipc" if os.name == "posix" else "tcp"
+
+        @default("ip")
+        def _unique_socket_prefix(self) -> str:
+            # jupyter_client's default prefix is "kernel-ipc" in the current directory, where two processes
+            # starting kernels at once can pick the same socket files (and then reject each other's messages).
+            if self.transport != "ipc":
+                return super()._ip_default()
+            return os.path.join(tempfile.gettempdir(), f"nbn-kernel-{uuid.uuid4().hex[:12]}-ipc")
 
         @property
         def kernel_spec(self) -> KernelSpec:
@@ -76,6 +87,8 @@ def run_notebook(source: str | Path, target: str | Path, parameters: Mapping[str
     except DeadKernelError:
         raise UserError(f"notebook {source.name} failed: its kernel died, often from running out of memory "
                         f"(executed copy: {target})") from None
+    except OSError as error:  # papermill writes the executed copy itself (full disk, no permission)
+        raise write_error(target, error) from None
     return target
 
 
@@ -92,22 +105,26 @@ def execute_sequence(parameters: Mapping[str, Any], notebooks: Sequence[Path], o
     """Validate, then run the notebooks in order into `out` with one shared run directory.
 
     Parameters are checked against every notebook of the sequence, not only the selected ones, so a
-    profile written for the whole sequence also works with --only.
+    profile written for the whole sequence also works with --only; the training configs they imply
+    are built and validated before the first notebook starts. Running notebooks again into a finished
+    output merges into its manifest (see :mod:`.manifest`).
     """
-    ensure_dir(out)
     run_dir = Path(parameters.get(RUN_DIR_PARAMETER) or out / RUN_SUBDIR).resolve()
     shares = shares_with_run_dir(parameters, notebooks, run_dir)
+    check_training_configs(shares)
+    ensure_dir(out)
     ensure_dir(run_dir)
-    manifest = {"profile": label, "parameters": dict(parameters), "run_dir": str(run_dir),
-                "notebooks": [path.name for path in notebooks], "seconds": {}}
-    atomic_write_json(out / MANIFEST_FILE, manifest)
+    manifest = start_manifest(out, label, parameters, run_dir, notebooks)
     for position, path in enumerate(notebooks, start=1):
         if progress:
             print(f"[{position}/{len(notebooks)}] {path.name}", flush=True)
         started = time.perf_counter()
-        run_notebook(path, out / path.name, shares[path], progress=progress)
-        manifest["seconds"][path.name] = round(time.perf_counter() - started, 1)
-        atomic_write_json(out / MANIFEST_FILE, manifest)
+        try:
+            run_notebook(path, out / path.name, shares[path], progress=progress)
+        except UserError as error:
+            record_failure(out, manifest, path.name, error)
+            raise
+        record_seconds(out, manifest, path.name, time.perf_counter() - started)
         if progress:
             print(f"      done in {manifest['seconds'][path.name]:.0f} s -> {out / path.name}", flush=True)
     return out
@@ -122,25 +139,23 @@ def read_manifest(out: Path) -> dict[str, Any]:
     return read_json(path, "sequence manifest")
 
 
-def _profile_label(profile: str | None, params_file: str | Path | None) -> str:
-    if params_file is not None:
-        return Path(params_file).stem
-    return Path(profile).stem if profile else DEFAULT_PROFILE
-
-
 def run_sequence(profile: str | None = None, params_file: str | Path | None = None, out_dir: str | Path | None = None,
                  only: Sequence[str] | str | None = None, progress: bool = True,
-                 notebook_dir: str | Path | None = None) -> Path:
+                 notebook_dir: str | Path | None = None, parameters: Mapping[str, Any] | None = None, *,
+                 sources: Sequence[ParameterSource] | None = None) -> Path:
     """Execute the notebooks in order with a profile's parameters; returns the output directory.
 
+    Parameters: the profile, then the parameter file, then `parameters` (later wins); `sources`, when
+    given, replaces those three with an ordered list (what the CLI's --profile, -f and -p build).
     The output directory receives the executed notebooks, `sequence.json` and the run directory
     `run/` (unless the parameters name a `run_dir`, taken relative to the current directory).
     Default output: runs/<profile name>.
     """
-    if profile is not None and params_file is not None:
-        raise UserError("give either a profile or a parameter file, not both")
-    parameters = load_profile(params_file if params_file is not None else profile or DEFAULT_PROFILE)
-    label = _profile_label(profile, params_file)
+    if sources is None:
+        sources = [*([("profile", profile)] if profile is not None else []),
+                   *([("file", params_file)] if params_file is not None else []),
+                   *(("set", (name, value)) for name, value in (parameters or {}).items())]
+    merged, label = combine_sources(sources)
     notebooks = select_notebooks(only, notebook_dir)
     out = Path(out_dir) if out_dir is not None else Path("runs") / label
-    return execute_sequence(parameters, notebooks, out, label=label, progress=progress)
+    return execute_sequence(merged, notebooks, out, label=label, progress=progress)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,22 @@ def final_metrics(run: str | Path) -> dict[str, float]:
     return {name: math.nan if last[column] is None else float(last[column]) for name, column in _METRIC_COLUMNS.items()}
 
 
-def record_run(run_dir: str | Path, label: str, run: str | Path) -> dict[str, dict[str, float]]:
-    """Record a training run's final accuracies (in percent) under `label` in the run directory's results.json."""
-    return record_result(run_dir, label, {key: percent(value) for key, value in final_metrics(run).items()})
+def results_frame(results: Mapping[str, Mapping[str, float]], digits: int = 1) -> Any:
+    """Recorded results for people: one row per label, accuracies in percent rounded to ``digits`` decimals."""
+    import pandas as pd
+
+    frame = pd.DataFrame.from_dict({label: dict(values) for label, values in results.items()}, orient="index")
+    frame = frame.round(digits).rename(columns=lambda name: f"{name} (%)")
+    frame.index.name = "model"
+    frame.columns.name = "test accuracy"
+    return frame
+
+
+def record_run(run_dir: str | Path, label: str, run: str | Path) -> Any:
+    """Record a training run's final accuracies (percent) under `label` in the run directory's results.json;
+    returns every recorded result as a rounded, labelled table (:func:`results_frame`)."""
+    accuracies = {key: percent(value) for key, value in final_metrics(run).items()}
+    return results_frame(record_result(run_dir, label, accuracies))
 
 
 @dataclass
@@ -111,4 +125,9 @@ def describe_model(model) -> str:
     if nbn:
         lines.append(f"NBN layers: {', '.join(name for name, _ in nbn)}")
         lines.append(f"learnable α: {len(alphas)} scalar parameter{'s' * (len(alphas) != 1)}")
+    compound = nbn_nn.compound_layers(model)
+    if compound:
+        components = sorted({layer.num_components for _, layer in compound})
+        lines.append(f"Compound BN layers ({'/'.join(map(str, components))} components): "
+                     f"{', '.join(name for name, _ in compound)}")
     return "\n".join(lines)

@@ -19,8 +19,9 @@ from typing import Any
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_json, atomic_write_text, read_json, read_yaml_mapping
 from nbn_tutorial.notebooks.helpers import read_results
-from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, check_parameters, load_profile, select_notebooks,
-                                             sequence_of)
+from nbn_tutorial.notebooks.implied import check_training_configs
+from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, ParameterSource, check_parameters, combine_sources,
+                                             load_profile, select_notebooks, sequence_of)
 from nbn_tutorial.notebooks.runner import RUN_DIR_PARAMETER, execute_sequence, read_manifest
 from nbn_tutorial.notebooks.tables import markdown_table, mean_std_rows
 from nbn_tutorial.registry import check_choice
@@ -94,16 +95,34 @@ def _finished(set_dir: Path, parameters: Mapping[str, Any], notebooks: Sequence[
     return True
 
 
+def _overrides(sweep: Sweep, sources: Sequence[ParameterSource]) -> dict[str, Any]:
+    """Fixed parameters from -f files and -p values, in order; a UserError for a grid parameter or run_dir."""
+    overrides, _ = combine_sources(sources, base=None)
+    for name in overrides:
+        if name in sweep.grid or name == RUN_DIR_PARAMETER:
+            what = "a grid parameter of the sweep; edit its grid" if name in sweep.grid else "set per parameter set"
+            raise UserError(f"parameter {name!r} cannot be overridden for sweep {sweep.name}: it is {what}")
+    return overrides
+
+
 def run_sweep(path: str | Path, out_dir: str | Path | None = None, *, progress: bool = True,
-              notebook_dir: str | Path | None = None) -> Path:
-    """Run every parameter set of a sweep into its own directory, skipping finished sets; returns summary.md."""
+              notebook_dir: str | Path | None = None, sources: Sequence[ParameterSource] = ()) -> Path:
+    """Run every parameter set of a sweep into its own directory, skipping finished sets; returns summary.md.
+
+    `sources` (parameter files and single values, as the CLI's -f and -p give them) override the
+    sweep's fixed parameters for every set, in order; grid parameters cannot be overridden.
+    """
     sweep = load_sweep(path)
-    base = {**load_profile(sweep.profile), **sweep.parameters}
+    base = {**load_profile(sweep.profile), **sweep.parameters, **_overrides(sweep, sources)}
     notebooks = select_notebooks(sweep.only, notebook_dir)
     out = Path(out_dir or sweep.out or Path("runs") / f"sweep-{sweep.name}")
     sets = sweep_sets(sweep)
-    for values in sets:  # validate every set before running any
-        check_parameters({**base, **values}, sequence_of(notebooks))
+    for values in sets:  # validate every set, and the training configs it implies, before running any
+        shares = check_parameters({**base, **values}, sequence_of(notebooks))
+        try:
+            check_training_configs({path: shares[path] for path in notebooks})
+        except UserError as error:
+            raise UserError(f"sweep set {set_name(values)}: {error}") from None
     for position, values in enumerate(sets, start=1):
         set_dir = out / set_name(values)
         parameters = {**base, **values}

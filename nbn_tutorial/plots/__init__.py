@@ -14,22 +14,33 @@ table}`` and then compare the runs side by side.
 
 Modules: ``theme`` (theme, colours, figure helpers), ``panels`` (shared panels), ``accuracy``,
 ``features`` (feature strength, channels, t-SNE), ``parameters`` (BN/NBN parameters, classifier norms),
-``images`` (Grad-CAM, class samples), ``training`` (curves, α), ``longtail`` (long-tailed profiles).
+``images`` (Grad-CAM, class samples), ``training`` (curves, α), ``longtail`` (long-tailed profiles),
+``dynamics`` (NBN's parameters over training, its first step), ``components`` (Compound BN's
+component usage by class group), ``study`` (paired differences of a study), ``rebalancing`` (cRT, τ-norm,
+LWS and RIDE side by side; accuracy against τ).
 """
 from nbn_tutorial.plots.accuracy import plot_accuracy_vs_count, plot_confusion, plot_group_comparison
+from nbn_tutorial.plots.components import plot_component_usage
+from nbn_tutorial.plots.dynamics import plot_first_step, plot_nbn_dynamics
 from nbn_tutorial.plots.features import plot_channel_strength, plot_feature_strength, plot_tsne
 from nbn_tutorial.plots.images import plot_class_samples, plot_grad_cam
 from nbn_tutorial.plots.longtail import plot_longtail_profiles
 from nbn_tutorial.plots.parameters import plot_bn_parameters, plot_classifier_norms, plot_gamma_vs_frequency
+from nbn_tutorial.plots.rebalancing import plot_rebalancing, plot_tau_curves
+from nbn_tutorial.plots.study import plot_paired_differences, plot_per_class_differences
 from nbn_tutorial.plots.theme import GROUP_COLORS, THEME, Tables, set_theme, theme_rc
 from nbn_tutorial.plots.training import plot_alpha_over_training, plot_training_curves
 
 __all__ = [
     "THEME", "GROUP_COLORS", "Tables", "theme_rc", "set_theme",
     "plot_accuracy_vs_count", "plot_confusion", "plot_group_comparison",
+    "plot_component_usage",
     "plot_feature_strength", "plot_channel_strength", "plot_tsne",
     "plot_bn_parameters", "plot_gamma_vs_frequency", "plot_classifier_norms",
     "plot_grad_cam", "plot_class_samples",
     "plot_alpha_over_training", "plot_training_curves",
     "plot_longtail_profiles",
+    "plot_nbn_dynamics", "plot_first_step",
+    "plot_paired_differences", "plot_per_class_differences",
+    "plot_rebalancing", "plot_tau_curves",
 ]

@@ -55,9 +55,28 @@ def plot_grad_cam(examples: ImageExamples, maps: np.ndarray, predictions: Sequen
     return figure
 
 
+def _sample_pixels(dataset, index: int, thumbnail: int = 96) -> np.ndarray | None:
+    """Displayable pixels [H, W] or [H, W, 3] of one image of a tensor or files dataset (None: unreadable, skipped)."""
+    images = getattr(dataset, "images", None)
+    if images is not None:
+        image = images[index].permute(1, 2, 0).numpy()
+        return image.squeeze(-1) if image.shape[-1] == 1 else image
+    from nbn_tutorial.data import UnreadableImage, read_rgb
+
+    path, _ = dataset.samples[index]
+    try:
+        rgb = read_rgb(path, dataset.list_file, dataset.image_root)
+    except UnreadableImage:
+        if getattr(dataset, "skip_bad_images", False):
+            return None
+        raise
+    rgb.thumbnail((thumbnail, thumbnail))  # a few hundred full-size photos would make a huge figure
+    return np.asarray(rgb)
+
+
 @themed
 def plot_class_samples(dataset, per_class: int = 6, seed: int = 0) -> Figure:
-    """A grid of training images of a tensor dataset: one row per class (most frequent first) with its count."""
+    """A grid of training images (tensor or files dataset): one row per class (most frequent first) with its count."""
     rng = np.random.default_rng(seed)
     counts = dataset.class_counts
     order = np.argsort(-counts, kind="stable")
@@ -68,9 +87,9 @@ def plot_class_samples(dataset, per_class: int = 6, seed: int = 0) -> Figure:
         chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
         for column, ax in enumerate(axes[row]):
             _bare(ax)
-            if column < len(chosen):
-                image = dataset.images[int(chosen[column])].permute(1, 2, 0).numpy()
-                ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+            image = _sample_pixels(dataset, int(chosen[column])) if column < len(chosen) else None
+            if image is not None:
+                ax.imshow(image, cmap="gray")
         axes[row, 0].set_ylabel(f"{dataset.classes[label]}\n{counts[label]}", fontsize="small")
     figure.suptitle("training images per class (row label: class and its training count)")
     return figure

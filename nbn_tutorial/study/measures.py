@@ -31,14 +31,22 @@ def feature_bias_measures(run_dir: str | Path) -> dict[str, float]:
             "channel_strength_ratio": _ratio(channels.loc["few", "mean_strength"], channels.loc["many", "mean_strength"])}
 
 
-def run_measures(run_dir: str | Path) -> dict[str, Any]:
-    """Final-epoch metrics (fractions), per-class accuracy and train counts, feature bias and NBN state of a run."""
+def run_measures(run_dir: str | Path, tau_norm: str | float | None = None) -> dict[str, Any]:
+    """Final-epoch metrics (fractions), per-class accuracy and train counts, feature bias, NBN state and (CBN runs)
+    component usage of a run. With ``tau_norm`` (``"auto"`` or a τ) the accuracies are those of the last
+    checkpoint with its classifier τ-normalised, and ``tau``/``tau_split`` say which τ and where it was chosen."""
     from nbn_tutorial import diagnosis, train
 
     run_dir = Path(run_dir)
     last = train.read_metrics(run_dir).iloc[-1]
+    if tau_norm is not None:
+        evaluated = train.evaluate_checkpoint(run_dir / "last.pt", device="cpu", tau_norm=tau_norm)
+        last = last.copy()
+        for key in ("test_acc", "balanced_acc", "many_acc", "medium_acc", "few_acc", "per_class_acc"):
+            last[key] = evaluated[key]
     model, config = train.load_run(run_dir, which="last")
-    train_counts = train.build_datasets(config, ("test",))["test"].train_counts
+    test = train.build_datasets(config, ("test",))["test"]
+    train_counts = test.train_counts
     row: dict[str, Any] = {
         "epochs": int(last["epoch"]),
         **{key: (math.nan if last[key] is None else float(last[key]))
@@ -47,6 +55,7 @@ def run_measures(run_dir: str | Path) -> dict[str, Any]:
         "per_class_acc": [math.nan if value is None else float(value) for value in last["per_class_acc"]],
         "train_counts": np.asarray(train_counts).tolist(),
         **feature_bias_measures(run_dir),
+        **diagnosis.compound_measures(model, test),   # CBN runs: component usage by class group
     }
     alphas = last["alpha"] if isinstance(last["alpha"], list) else []
     row["alpha"] = alphas[0] if len(alphas) == 1 else (math.nan if not alphas else float(np.mean(alphas)))
@@ -55,4 +64,6 @@ def run_measures(run_dir: str | Path) -> dict[str, Any]:
         final = dynamics[dynamics["epoch"] == dynamics["epoch"].max()]
         row["beta_norm_max"] = float(final["beta_norm"].max())
         row["beta_cos_first_min"] = float(final["beta_cos_first"].min())
+    if tau_norm is not None:
+        row.update(tau=float(evaluated["tau"]), tau_split=evaluated["tau_split"])
     return row

@@ -3,7 +3,7 @@
 Writes, into the results folder (default: the study's own folder):
 
 - ``results.csv``: one row per run (dataset, arm, seed, status, accuracies in percent, feature-bias
-  ratios, final α and NBN bias state, epochs, seconds);
+  ratios, final α and NBN bias state, CBN component usage (paired and matched shares), epochs, seconds);
 - ``per_class.csv``: one row per run and class (training count, its rank, accuracy in percent);
 - ``summary.md``: per dataset, each arm's mean and 95% t-interval, its paired difference to the baseline
   on the same seeds (and to the reference arm, when the study names one), per-class paired differences
@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbn_tutorial.fileio import atomic_write_text, ensure_dir, read_json
-from nbn_tutorial.study.runner import PLAN_FILE, read_rows
+from nbn_tutorial.fileio import atomic_write_text, ensure_dir
+from nbn_tutorial.study.runner import load_plan, read_rows
 from nbn_tutorial.study.stats import METHOD, Interval, paired_difference, t_interval
 
 ACCURACIES = {"overall": "test_acc", "balanced": "balanced_acc", "many": "many_acc", "medium": "medium_acc",
               "few": "few_acc"}
 RATIOS = ("feature_strength_ratio", "channel_strength_ratio")
-EXTRA = ("alpha", "beta_norm_max", "beta_cos_first_min", "epochs", "seconds")
+EXTRA = ("alpha", "beta_norm_max", "beta_cos_first_min", "cbn_paired_share", "cbn_matched_share", "epochs", "seconds")
 SUMMARY_METRICS = ("balanced", "few", "many", "feature_strength_ratio", "channel_strength_ratio")
 
 
@@ -99,11 +99,13 @@ def per_class_paired(per_class: pd.DataFrame, dataset: str, reference: str) -> p
     return pd.DataFrame(records, columns=["arm", "count_rank", "train_count", "difference", "low", "high", "n"])
 
 
-def _label(metric: str) -> str:
+def metric_label(metric: str) -> str:
     names = {"balanced": "balanced accuracy", "few": "few-shot accuracy", "many": "many-shot accuracy",
              "overall": "overall accuracy", "medium": "medium-shot accuracy",
              "feature_strength_ratio": "few/many feature-strength ratio",
-             "channel_strength_ratio": "few/many class-specific channel-strength ratio"}
+             "channel_strength_ratio": "few/many class-specific channel-strength ratio",
+             "cbn_paired_share": "share of each class group's samples on its own CBN component",
+             "cbn_matched_share": "share of each class group's samples on its best-matched CBN component"}
     return names.get(metric, metric)
 
 
@@ -114,7 +116,7 @@ def _unit(metric: str) -> str:
 def difference_sentence(arm: str, reference: str, metric: str, interval: Interval) -> str:
     """One sentence: the paired difference, its interval and what the interval allows one to say."""
     if interval.n < 2:
-        return f"{arm} vs {reference}, {_label(metric)}: fewer than two paired seeds, no interval."
+        return f"{arm} vs {reference}, {metric_label(metric)}: fewer than two paired seeds, no interval."
     digits = 1 if metric in ACCURACIES else 3
     fmt = f"{{:+.{digits}f}}"
     numbers = (f"{fmt.format(interval.mean)}{_unit(metric)} (95% CI {fmt.format(interval.low)} to "
@@ -125,7 +127,7 @@ def difference_sentence(arm: str, reference: str, metric: str, interval: Interva
         verdict = "higher, and the interval excludes zero"
     else:
         verdict = "lower, and the interval excludes zero"
-    return f"{arm} − {reference}, {_label(metric)}: {numbers}; {verdict}."
+    return f"{arm} − {reference}, {metric_label(metric)}: {numbers}; {verdict}."
 
 
 def dataset_verdicts(results: pd.DataFrame, dataset: str, baseline: str, reference: str | None) -> list[str]:
@@ -162,7 +164,7 @@ def arm_table(results: pd.DataFrame, dataset: str, baseline: str) -> pd.DataFram
         record: dict[str, Any] = {"arm": arm, "runs": len(runs), "failed": int((runs["status"] != "finished").sum())}
         for metric in SUMMARY_METRICS:
             digits = 1 if metric in ACCURACIES else 3
-            record[_label(metric)] = arm_intervals(results, dataset, metric)[arm].text(digits)
+            record[metric_label(metric)] = arm_intervals(results, dataset, metric)[arm].text(digits)
             if arm != baseline:
                 difference = paired_intervals(results, dataset, metric, baseline)[arm]
                 record[f"Δ {metric} vs {baseline}"] = difference.text(digits, signed=True)
@@ -192,7 +194,7 @@ def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLik
 
     out = Path(out_dir)
     rows = read_rows(out)
-    plan = read_json(out / PLAN_FILE, "study plan")
+    plan = load_plan(out)
     target = ensure_dir(results_dir if results_dir is not None else out)
     command = command or provenance.command_line()
     results, per_class = results_frame(rows), per_class_frame(rows)
@@ -201,6 +203,11 @@ def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLik
     atomic_write_text(target / "per_class.csv", header + per_class.to_csv(index=False))
     baseline, reference = plan.get("baseline"), plan.get("reference")
     lines = [f"# Study `{plan.get('study')}`", "", *_header(plan, command, markdown=True), ""]
+    if reference is not None:
+        from nbn_tutorial.study.verdicts import study_conclusions
+
+        lines += ["## What the study says", "", *[f"- {s}" for s in study_conclusions(results, baseline, reference)],
+                  ""]
     for dataset in results["dataset"].unique():
         lines += [f"## {dataset}", "", "Mean [95% CI] over seeds; Δ = paired difference to the baseline arm "
                   f"`{baseline}` (percentage points for accuracies).", "",

@@ -57,9 +57,11 @@ def run_one(run: PlannedRun) -> dict[str, Any]:
     row: dict[str, Any] = {"dataset": run.dataset, "arm": run.arm, "seed": run.seed, "preset": run.preset,
                            "config": run.values}
     try:
-        train.load_or_train(config, run.path, progress=False)
+        if run.posthoc is None:
+            train.load_or_train(config, run.path, progress=False)
         with cpu_threads(config.cpu_threads):
-            row.update(status="finished", **run_measures(run.path))
+            measured = run.path if run.posthoc is None else Path(run.posthoc["source"])
+            row.update(status="finished", **run_measures(measured, tau_norm=(run.posthoc or {}).get("tau_norm")))
     except UserError as error:
         row.update(status="failed", error=str(error))
     row["seconds"] = round(time.perf_counter() - started, 1)
@@ -86,13 +88,17 @@ def _execute(pending: Sequence[PlannedRun], jobs: int, report: Callable[[dict[st
     # spawn: fresh interpreters, so no torch thread pool or OpenMP state is inherited from this process
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         queue = list(pending)
-        running = {pool.submit(run_one, queue.pop(0)) for _ in range(min(jobs, len(queue)))}
-        while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
+        waiting_for = {run.path for run in pending}   # a run starts once the runs it builds on are measured
+        running: dict = {}                              # future -> the path of its run
+        while queue or running:
+            while len(running) < jobs and (ready := next((run for run in queue
+                                                          if not waiting_for.intersection(run.needs)), None)):
+                queue.remove(ready)
+                running[pool.submit(run_one, ready)] = ready.path
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
+                waiting_for.discard(running.pop(future))
                 report(future.result())
-                if queue:
-                    running.add(pool.submit(run_one, queue.pop(0)))
 
 
 def _write_plan(out: Path, study: Study, plan: Sequence[PlannedRun], command: str | None) -> None:

@@ -15,10 +15,20 @@
 
 ``seeds`` is a count (0..N-1) or a list. Every run's config is built and validated when the study is
 loaded, so a typo stops the study before its first run.
+
+Arms may build on another arm's run of the same dataset and seed (decoupled stage 2, notebook 07):
+
+- a string value may name that run's folder as ``{run:ARM}``, e.g. ``init_from: "{run:bn}/last.pt"``;
+- ``{tau_norm_of: ARM}`` is a post-hoc arm: nothing is trained, its row measures ARM's run with its
+  classifier τ-normalised (τ searched on the val split, else on the test split, and the row says which).
+
+The arm built upon must be listed before the arm that uses it (the baseline always comes first); the
+runner never starts a run before the runs it builds on are measured.
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +39,8 @@ from nbn_tutorial.fileio import read_yaml_mapping
 from nbn_tutorial.registry import check_choice
 
 STUDY_KEYS = ("description", "baseline", "reference", "seed_keys", "arms", "datasets")
+POSTHOC_KEY = "tau_norm_of"          # an arm measuring another arm's run τ-normalised (no training)
+RUN_REFERENCE = re.compile(r"\{run:([^{}]+)\}")
 DATASET_KEYS = ("preset", "seeds", "set", "arms")
 ROW_FILE = "study_row.json"
 
@@ -43,6 +55,8 @@ class PlannedRun:
     preset: str
     values: dict[str, Any]
     path: Path
+    needs: tuple[Path, ...] = ()        # runs that must be measured first (the runs this one builds on)
+    posthoc: dict[str, Any] | None = None   # {"source": run folder, "tau_norm": "auto"} for a post-hoc arm
 
     @property
     def label(self) -> str:
@@ -152,11 +166,43 @@ def plan_study(study: Study, out_dir: str | os.PathLike) -> list[PlannedRun]:
     plan = []
     for dataset, entry in study.datasets.items():
         for seed in study.seeds_of(dataset):
+            planned: dict[str, PlannedRun] = {}
             for arm in study.arms_of(dataset):
-                values = {"dataset": dataset, **entry["set"], **study.arms[arm],
-                          **{key: seed for key in study.seed_keys}}
-                config = train.config_from_dict({**train.config_to_dict(train.load_config(entry["preset"])), **values},
-                                                f"study {study.name}: {dataset} {arm} seed {seed}")
-                plan.append(PlannedRun(dataset, arm, seed, entry["preset"], train.config_to_dict(config),
-                                       out / dataset / arm / f"seed{seed}"))
+                path = out / dataset / arm / f"seed{seed}"
+                overrides = study.arms[arm]
+                if POSTHOC_KEY in overrides:
+                    source = _earlier_run(planned, overrides[POSTHOC_KEY], arm, dataset)
+                    run = PlannedRun(dataset, arm, seed, source.preset, source.values, path, (source.path,),
+                                     {"source": str(source.path), "tau_norm": "auto"})
+                else:
+                    overrides, needs = _resolve_run_references(overrides, planned, arm, dataset)
+                    values = {"dataset": dataset, **entry["set"], **overrides, **{key: seed for key in study.seed_keys}}
+                    config = train.config_from_dict({**train.config_to_dict(train.load_config(entry["preset"])),
+                                                     **values}, f"study {study.name}: {dataset} {arm} seed {seed}")
+                    run = PlannedRun(dataset, arm, seed, entry["preset"], train.config_to_dict(config), path, needs)
+                planned[arm] = run
+                plan.append(run)
     return plan
+
+
+def _earlier_run(planned: dict[str, PlannedRun], source: Any, arm: str, dataset: str) -> PlannedRun:
+    """The planned run of arm ``source`` (same dataset and seed), which must come before ``arm`` and be trained."""
+    if source not in planned or planned[source].posthoc is not None:
+        raise UserError(f"arm {arm!r} builds on arm {source!r}, which must be a training arm of {dataset} listed "
+                        f"before it (arms run in order: the baseline, then as listed)")
+    return planned[source]
+
+
+def _resolve_run_references(overrides: dict[str, Any], planned: dict[str, PlannedRun], arm: str,
+                            dataset: str) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """``overrides`` with every ``{run:ARM}`` replaced by that arm's run folder, and the runs referenced."""
+    needs: list[Path] = []
+
+    def replace(match: re.Match) -> str:
+        source = _earlier_run(planned, match.group(1), arm, dataset)
+        needs.append(source.path)
+        return str(source.path.resolve())
+
+    resolved = {key: RUN_REFERENCE.sub(replace, value) if isinstance(value, str) else value
+                for key, value in overrides.items()}
+    return resolved, tuple(dict.fromkeys(needs))

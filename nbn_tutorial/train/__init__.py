@@ -26,9 +26,14 @@ The modules, one concept each:
 - :mod:`.runtime`: device, torchrun processes, fast-path switches, seeding;
 - :mod:`.builders`: datasets, model, loss, optimizer from a config;
 - :mod:`.checkpoints`: checkpoint files and random states; :mod:`.metric_files`: metrics.jsonl/csv;
-- :mod:`.run_dir`: the run directory's name, checks and clearing;
+- :mod:`.run_dir`: the run directory's name, checks, clearing and --overwrite staging;
+- :mod:`.guards`: exploding losses, non-finite models, skipped images, config notes;
+- :mod:`.data_paths`: absolute data roots in run configs, relocating a checkpoint's data;
 - :mod:`.trainer`: the training loop, :func:`train` and :func:`load_or_train`;
+- :mod:`.objective`: what one step computes (network and loss); :mod:`.dual_path`: Compound BN's dual path;
 - :mod:`.selection`: which split chooses best.pt;
+- :mod:`.stage2`: decoupled stage 2 (``init_from``, ``trainable``, ``reinit_classifier``; frozen parts stay in
+  eval mode); :mod:`.tau_norm`: post-hoc τ-normalisation with τ chosen on a val split (test, said so, without);
 - :mod:`.evaluation`: evaluating models and checkpoints, loading a finished run.
 """
 from nbn_tutorial.paths import PRESET_DIR
@@ -38,11 +43,15 @@ from nbn_tutorial.train.checkpoints import CHECKPOINT_FORMAT, read_checkpoint, r
 from nbn_tutorial.train.config import (AUTO, CHECKPOINT_METRICS, CONFIG_FIELDS, RUN_CONTROL_FIELDS, SELECTION_SPLITS,
                                        Config, config_to_dict)
 from nbn_tutorial.train.config_io import config_from_dict, list_presets, load_config, save_config
+from nbn_tutorial.train.dual_path import DualPathModel, DualPathObjective, consistency_loss
 from nbn_tutorial.train.evaluation import evaluate_checkpoint, evaluate_model, load_run, selected_on
 from nbn_tutorial.train.metric_files import METRIC_COLUMNS, accuracy_metrics, format_metrics, read_metrics
+from nbn_tutorial.train.objective import StandardObjective, build_objective
 from nbn_tutorial.train.run_dir import RUN_FILES, default_run_dir, protocol_differences, resolve_dataset_defaults
 from nbn_tutorial.train.runtime import DistInfo, Runtime, dist_info_from_env, resolve_device, resolve_runtime
 from nbn_tutorial.train.schedule import learning_rate
+from nbn_tutorial.train.stage2 import TRAINABLE_REGISTRY, TRAINABLES, TrainableRule, prepare_stage2, register_trainable
+from nbn_tutorial.train.tau_norm import TAU_GRID, TauSearch, search_tau, tau_table
 from nbn_tutorial.train.selection import TEST_SPLIT_NOTE, VAL_COLUMNS, selection_split
 from nbn_tutorial.train.trainer import NO_BAD_BATCH, load_or_train, train
 from nbn_tutorial.train.validation import validate_config
@@ -57,6 +66,11 @@ __all__ = [
     # building and training
     "build_datasets", "build_loss_for", "build_model_for", "build_optimizer", "parameter_groups",
     "NO_BAD_BATCH", "train", "load_or_train",
+    # what a step computes (Compound BN's dual path)
+    "StandardObjective", "build_objective", "DualPathModel", "DualPathObjective", "consistency_loss",
+    # decoupled stage 2 and τ-normalisation
+    "TRAINABLE_REGISTRY", "TRAINABLES", "TrainableRule", "register_trainable", "prepare_stage2",
+    "TAU_GRID", "TauSearch", "search_tau", "tau_table",
     # run directory, checkpoints, metrics
     "RUN_FILES", "default_run_dir", "protocol_differences", "resolve_dataset_defaults",
     "CHECKPOINT_FORMAT", "read_checkpoint", "rng_states", "set_rng_states",

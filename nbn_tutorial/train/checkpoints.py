@@ -51,6 +51,11 @@ def set_rng_states(states: dict, device: torch.device | None = None) -> None:
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """A checkpoint of this project, read with weights_only=True onto the CPU; UserError if missing or corrupt."""
     path = Path(path)
+    if path.is_dir():
+        inside = [name for name in ("last.pt", "best.pt") if (path / name).is_file()]
+        hint = f", e.g. {str(path / inside[0])!r}" if inside else ""
+        raise UserError(f"checkpoint {str(path)!r} is a folder; pass the best.pt or last.pt file of a run "
+                        f"directory{hint}")
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} does not exist; pass the best.pt or last.pt of a run directory")
     try:
@@ -71,7 +76,13 @@ def checkpoint_config(state: dict, path: str | os.PathLike) -> Config:
 
 
 def write_checkpoint(state: dict, paths: Iterable[str | os.PathLike]) -> None:
-    """Serialise ``state`` once and write it atomically to each of ``paths``."""
+    """Serialise ``state`` once and write it atomically to each of ``paths`` (never a model holding nan or inf)."""
+    from nbn_tutorial.train.guards import nonfinite_entries
+
+    bad = nonfinite_entries(state["model"])
+    if bad:
+        raise UserError(f"refusing to write a checkpoint whose model holds nan or inf ({', '.join(bad[:3])}); "
+                        "lower the learning rate and train again")
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()

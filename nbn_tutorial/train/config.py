@@ -14,7 +14,7 @@ SELECTION_SPLITS = ("auto", "val", "test", "none")
 DEVICES = ("auto", "cpu", "cuda")
 # Fields that may change between an interrupted run and its resumption: they do not change what is computed.
 RUN_CONTROL_FIELDS = frozenset({"stop_after_epochs", "num_workers", "cpu_threads", "data_root", "save_every",
-                                "download"})
+                                "download", "device", "list_dir", "skip_bad_images", "max_loss"})
 AUTO = ("auto",)
 
 
@@ -40,18 +40,53 @@ class Config:
     max_per_class: int | None = _option(None, "training images of the largest class; null: the most every class "
                                               "can supply")
     download: bool = _option(False, "allow downloading the dataset (never by default)")
+    list_dir: str | None = _option(None, "folder of the list files (list datasets, imagefolder-lt); null: next to the "
+                                         "images (imagefolder-lt: <tree>/lt_lists, or a user cache folder when the "
+                                         "tree is read-only)")
+    image_size: int | None = _option(None, "input size of file datasets (crop side in pixels); null: the dataset's "
+                                           "(224)")
+    shot_rule: str = _option("auto", "many/medium/few rule: auto (the dataset's; imagefolder-lt: absolute when every "
+                                     "group gets a class, else rank), absolute (>100 / 20-100 / <20 train images) or "
+                                     "rank (frequency thirds)", ("auto", "absolute", "rank"))
+    skip_bad_images: bool = _option(False, "leave unreadable image files out (and list them) instead of stopping")
+    sampler: str = _option("instance", "training sample order: instance (every image once per epoch), class-balanced "
+                                       "(every class equally often) or square-root (class c with probability ∝ √n_c); "
+                                       "class-aware epochs hold C × n_max draws")
     # model
-    model: str = _option("resnet32", "resnet32, resnet50 or resnext50_32x4d")
-    norm: str = _option("bn", "bn or nbn")
+    model: str = _option("resnet32", "resnet32, resnet50, resnext50_32x4d, ride_resnet32 or ride_resnet50 (RIDE: "
+                                     "shared early stages, num_experts experts)")
+    norm: str = _option("bn", "bn, nbn or cbn (Compound BN, a reconstruction: see nbn_tutorial.nn.compound)")
     head: str = _option("linear", "linear, lr (logit rectification) or cosine")
-    nbn_where: str = _option("official", "which BN layers become NBN: official, last-stage or all")
+    nbn_where: str = _option("official", "which BN layers become NBN (or CBN): official, last-stage or all")
     alpha_init: str | float = _option("official", "initial NBN alpha: official (1.0), unit-gamma (sqrt C) or a number")
     nbn_normalize: str = _option("both", "what NBN normalises: both (gamma and beta, the official formulation) or "
                                          "weight (gamma only; beta stays a plain BN bias)", ("both", "weight"))
     share_alpha: bool = _option(True, "one alpha shared by all NBN layers (the official design)")
     sync_bn: bool = _option(False, "SyncBatchNorm under DDP (NBN-aware conversion)")
+    num_experts: int = _option(3, "experts of a multi-expert model (ride_resnet32, ride_resnet50); unused by others")
+    expert_router: bool = _option(False, "RIDE's expert-assignment router (trained in its own stage: trainable=router, "
+                                         "loss=ride-router, init_from a RIDE run)")
+    cbn_components: int = _option(2, "CBN: Gaussian components K per layer (K = 1 is plain BN)")
+    cbn_shared_affine: bool = _option(False, "CBN: one gamma/beta shared by the components (default: one each)")
+    cbn_temperature: float = _option(1.0, "CBN: temperature of the responsibilities' softmax over components")
+    cbn_init: str = _option("split", "CBN: how the components start apart: split (the first batch cut along its first "
+                                     "principal direction) or perturb (means drawn around BN's)", ("split", "perturb"))
+    cbn_dual_path: bool = _option(False, "CBN: train with the auxiliary class-aware split path and the KL consistency "
+                                         "term (see nbn_tutorial.train.dual_path)")
+    cbn_groups: str = _option("classes", "CBN dual path: class groups by training frequency with equal numbers of "
+                                         "classes or of samples", ("classes", "samples"))
+    cbn_kl_weight: float = _option(1.0, "CBN dual path: weight of KL(stop-grad(p_aux) || p_main)")
+    cbn_min_group: int = _option(4, "CBN dual path: fewest samples of a class group in a batch to take its own "
+                                    "statistics from")
+    cbn_tiny_group: str = _option("running", "CBN dual path: how a smaller group is normalised: running (its "
+                                             "component's running statistics) or batch (the whole batch's)",
+                                  ("running", "batch"))
+    cbn_group_update: str = _option("main", "CBN dual path: whose class-group statistics also update the running "
+                                            "mixture: main (the main path's input, in its pass), aux (the auxiliary "
+                                            "path's) or none", ("main", "aux", "none"))
     # loss
-    loss: str = _option("ce", "ce, balanced-softmax, logit-adjustment, ldam-drw, focal, cb-ce or cb-focal")
+    loss: str = _option("ce", "ce, balanced-softmax, logit-adjustment, ldam-drw, focal, cb-ce, cb-focal, ride (RIDE "
+                              "models) or ride-router (RIDE's router stage)")
     tau: float = _option(1.0, "logit-adjustment temperature")
     focal_gamma: float = _option(1.0, "focal loss gamma")
     cb_beta: float = _option(0.9999, "class-balanced beta (DRW and cb-* losses)")
@@ -59,6 +94,16 @@ class Config:
     ldam_s: float = _option(30.0, "LDAM logit scale")
     drw_epoch: int = _option(160, "0-based epoch from which DRW re-weights")
     posthoc_tau: float = _option(0.0, "post-hoc logit adjustment at evaluation (ce only); 0 = off")
+    diversity_factor: float = _option(-0.2, "RIDE loss: weight of the distribution-aware diversity term (RIDE's "
+                                            "default -0.2; 0 turns it off)")
+    diversity_temperature: float = _option(1.0, "RIDE loss: base temperature of the diversity term")
+    diversity_reweight_factor: float = _option(0.05, "RIDE loss: how far the diversity temperature follows the class "
+                                                     "prior from drw_epoch on (RIDE: 0.05 CIFAR, 0.02 ImageNet-LT)")
+    # stage 2 (decoupled training from a stage-1 checkpoint)
+    init_from: str | None = _option(None, "stage 2: start from the weights of this checkpoint (a stage-1 run's last.pt)")
+    trainable: str = _option("all", "what trains: all, classifier (cRT: backbone and its BN statistics frozen), "
+                                    "classifier-scale (LWS: one learned scale per class) or router (RIDE's router)")
+    reinit_classifier: bool = _option(False, "stage 2: re-initialise the classifier before training (cRT)")
     # optimisation
     seed: int = _option(0, "seed of initialisation, shuffling and augmentation")
     epochs: int = _option(200, "number of training epochs")
@@ -81,6 +126,8 @@ class Config:
                                   SELECTION_SPLITS)
     stop_after_epochs: int | None = _option(None, "stop this invocation once this many epochs are done "
                                                   "(resume later); null: train to the end")
+    max_loss: float | None = _option(1.0e4, "stop like on nan when a batch's training loss exceeds this (an "
+                                            "exploding run); null: only nan/inf stop")
     # runtime switches (the fast settings are the CUDA defaults)
     device: str = _option("auto", "auto, cpu or cuda", DEVICES)
     amp: str = _option("auto", "autocast: auto (bf16 on CUDA, off on CPU), bf16, fp16 or off",

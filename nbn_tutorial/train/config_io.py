@@ -31,6 +31,10 @@ def _resolve_config_path(path: str | os.PathLike) -> Path:
     candidate = Path(path).expanduser()
     if candidate.is_file():
         return candidate
+    if candidate.is_dir():
+        inside = candidate / "config.yaml"
+        hint = f", e.g. {str(inside)!r}" if inside.is_file() else f" or a preset name ({', '.join(list_presets())})"
+        raise UserError(f"config file {str(path)!r} is a folder; give the path of a YAML file{hint}")
     name = candidate.name if candidate.suffix in (".yaml", ".yml") else f"{candidate.name}.yaml"
     preset = paths.PRESET_DIR / name
     if candidate.parent == Path(".") and preset.is_file():
@@ -64,7 +68,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     values: dict[str, Any] = {}
     if path is not None:
         resolved = _resolve_config_path(path)
-        values.update(coerce_values(read_yaml_mapping(resolved, "config file"), f"config file {resolved}"))
+        values.update(coerce_values(read_yaml_mapping(resolved, "config file", allow_empty=False),
+                                    f"config file {resolved}"))
     for text in overrides:
         key, value = _parse_override(text)
         values[key] = coerce_entry(key, value, f"override {text!r}")

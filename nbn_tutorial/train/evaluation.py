@@ -10,10 +10,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from nbn_tutorial.data.specs import MissingFiles
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.train.builders import build_datasets, build_loss_for, build_model_for
 from nbn_tutorial.train.checkpoints import checkpoint_config, read_checkpoint
 from nbn_tutorial.train.config import Config
+from nbn_tutorial.train.data_paths import relocate_data
+from nbn_tutorial.train.guards import check_finite_checkpoint
 from nbn_tutorial.train.metric_files import accuracy_metrics
 from nbn_tutorial.train.runtime import Runtime, cpu_threads, resolve_device, resolve_runtime
 
@@ -56,10 +59,22 @@ def count_metrics(model: nn.Module, correct: Tensor, total: Tensor, shot_groups:
     return {**accuracy_metrics(correct.cpu().numpy(), total.cpu().numpy(), shot_groups), "alpha": alpha_values(model)}
 
 
-def _checkpoint_model(state: dict, path: str | os.PathLike, split: str = "test") -> tuple[nn.Module, Config, Any]:
-    """(model with the checkpoint's weights on CPU in eval mode, its config, the ``split`` dataset)."""
-    config = checkpoint_config(state, path)
-    dataset = build_datasets(config, (split,))[split]
+def _checkpoint_model(state: dict, path: str | os.PathLike, split: str = "test", *, data_root=None, list_dir=None,
+                      skip_bad_images: bool = False) -> tuple[nn.Module, Config, Any]:
+    """(model with the checkpoint's weights on CPU in eval mode, its config, the ``split`` dataset).
+
+    The config's data root and list folder are relocated (see :func:`~.data_paths.relocate_data`);
+    a checkpoint holding nan or inf is refused.
+    """
+    check_finite_checkpoint(state, path)
+    config = relocate_data(checkpoint_config(state, path), data_root, list_dir)
+    if skip_bad_images:
+        config = dataclasses.replace(config, skip_bad_images=True)
+    try:
+        dataset = build_datasets(config, (split,))[split]
+    except MissingFiles as error:
+        raise MissingFiles(f"{error}; if the data moved since this run trained, pass evaluate --data-root (or set "
+                           "$NBN_DATA)") from None
     model = build_model_for(config, dataset)
     try:
         model.load_state_dict(state["model"])
@@ -69,20 +84,36 @@ def _checkpoint_model(state: dict, path: str | os.PathLike, split: str = "test")
     return model.eval(), config, dataset
 
 
-def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device: str = "auto") -> dict:
+def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device: str = "auto", data_root=None,
+                        list_dir=None, skip_bad_images: bool = False, tau_norm: str | float | None = None) -> dict:
     """Rebuild the model stored in a checkpoint and evaluate it on ``split`` of its dataset.
 
-    Returns the metrics (test_acc = overall accuracy on ``split``, balanced/many/medium/few, per-class,
-    alpha) plus ``epoch``, ``split`` and ``checkpoint``.
+    ``data_root``/``list_dir`` point at data that moved since training (default: where the run
+    trained, else $NBN_DATA); ``skip_bad_images`` leaves unreadable images out (listed in
+    ``skipped_images``). Returns the metrics (test_acc = overall accuracy on ``split``,
+    balanced/many/medium/few, per-class, alpha) plus ``epoch``, ``split`` and ``checkpoint``.
+
+    ``tau_norm`` τ-normalises the classifier first (:func:`nbn_tutorial.models.tau_normalize`): a number,
+    or ``"auto"`` to search τ on the val split (the test split when there is none, and ``tau_note`` says
+    so); the result then also holds ``tau``, ``tau_split`` and ``tau_note``.
     """
     from nbn_tutorial import data
 
+    if tau_norm is not None:
+        from nbn_tutorial.train.tau_norm import parse_tau
+
+        tau_norm = parse_tau(tau_norm)   # a bad value is refused before anything is loaded
     state = read_checkpoint(path)
-    model, config, dataset = _checkpoint_model(state, path, split)
+    model, config, dataset = _checkpoint_model(state, path, split, data_root=data_root, list_dir=list_dir,
+                                               skip_bad_images=skip_bad_images)
     runtime = dataclasses.replace(resolve_runtime(config, resolve_device(device)), compile_mode=None)
     model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    tau_metrics: dict = {}
+    if tau_norm is not None:
+        with cpu_threads(config.cpu_threads):
+            model, tau_metrics = _tau_normalized_model(model, config, tau_norm, runtime.device)
     loss_fn = build_loss_for(config, dataset).to(runtime.device)
     loader = data.make_loader(dataset, batch_size=config.batch_size, train=False, device=runtime.device,
                               seed=config.seed, num_workers=config.num_workers, channels_last=runtime.channels_last)
@@ -90,7 +121,23 @@ def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device:
         correct, total = evaluate_model(model, loader, loss_fn, dataset.num_classes, runtime, len(dataset))
     metrics = count_metrics(model, correct, total, dataset.shot_groups)
     return {"epoch": state["epoch"], "split": split, "checkpoint": str(path), **metrics,
-            "selected_on": selected_on(state, path)}
+            "selected_on": selected_on(state, path), "skipped_images": sorted(getattr(loader, "skipped", ())),
+            **tau_metrics}
+
+
+def _tau_normalized_model(model: nn.Module, config: Config, tau_norm: str | float,
+                          device: torch.device) -> tuple[nn.Module, dict]:
+    """``model`` τ-normalised with a given τ or one searched by :func:`~.tau_norm.search_tau`, and what was done."""
+    from nbn_tutorial.models import tau_normalize
+    from nbn_tutorial.train.tau_norm import parse_tau, search_tau
+
+    choice = parse_tau(tau_norm)
+    if choice == "auto":
+        search = search_tau(model, config, device=device)
+        tau, split, note = search.tau, search.split, search.note
+    else:
+        tau, split, note = float(choice), None, f"τ = {float(choice):g} as given"
+    return tau_normalize(model, tau).eval(), {"tau": tau, "tau_split": split, "tau_note": note}
 
 
 def selected_on(state: dict, path: str | os.PathLike) -> str | None:
@@ -103,7 +150,8 @@ def selected_on(state: dict, path: str | os.PathLike) -> str | None:
 
 
 def load_run(run_dir: str | os.PathLike, which: str = "last") -> tuple[nn.Module, Config]:
-    """The model of a run directory (``which``: last or best checkpoint) on CPU in eval mode, and its config."""
+    """The model of a run directory (``which``: last or best checkpoint) on CPU in eval mode, and its config
+    (its data root relocated to $NBN_DATA when the stored one no longer exists)."""
     if which not in ("best", "last"):
         raise UserError(f"which must be 'best' or 'last', got {which!r}")
     path = Path(run_dir) / f"{which}.pt"

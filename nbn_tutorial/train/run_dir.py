@@ -9,31 +9,41 @@ A run directory holds::
     last.pt         the state at the end of the last saved epoch (resume from here)
     best.pt         the state at the epoch with the best ``checkpoint_metric`` on the selection split
                     (a val split; none when the dataset has no val split, see ``select_best_on``)
+    skipped_images.txt  skip_bad_images runs: the unreadable images left out
 
-It is never overwritten without asking, and a run is resumed only with a config that computes the same.
+It is never overwritten without asking (and --overwrite keeps the previous run until the new one has
+written its first checkpoint), and a run is resumed only with a config that computes the same (run-
+environment fields such as device, data root and workers may differ; a larger ``epochs`` extends it).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import sys
 from pathlib import Path
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.fileio import read_yaml_mapping
+from nbn_tutorial.fileio import ensure_dir, read_yaml_mapping, write_error
 from nbn_tutorial.train.checkpoints import checkpoint_config, read_checkpoint
 from nbn_tutorial.train.config import RUN_CONTROL_FIELDS, Config, config_to_dict
 from nbn_tutorial.train.config_io import config_from_dict
 from nbn_tutorial.train.metric_files import read_metric_rows
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "nbn_dynamics.jsonl", "last.pt", "best.pt")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "nbn_dynamics.jsonl", "last.pt", "best.pt",
+             "skipped_images.txt")
+STAGING_DIR = ".overwrite-new"   # where a run replacing another (--overwrite) writes until its first checkpoint
 
 
 def default_run_dir(config: Config) -> Path:
-    """runs/<dataset>_<model>_<norm>[_<head>]_<loss>_seed<seed>, relative to the working directory."""
+    """runs/<dataset>_<model>_<norm>[_<head>]_<loss>[_<trainable>][_<sampler>]_seed<seed>, relative to the working
+    directory (a stage-2 run names what it trains and its sampler, so it never lands in its stage-1 run)."""
     parts = [config.dataset, config.model, config.norm]
     if config.head != "linear":
         parts.append(config.head)
-    parts += [config.loss, f"seed{config.seed}"]
+    parts.append(config.loss)
+    parts += [value for value, default in ((config.trainable, "all"), (config.sampler, "instance")) if value != default]
+    parts.append(f"seed{config.seed}")
     return Path("runs") / "_".join(parts)
 
 
@@ -70,28 +80,78 @@ def stored_config(run_dir: Path) -> Config | None:
     return None
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a checkpoint (last.pt or best.pt)."""
+    return any((run_dir / name).exists() for name in ("last.pt", "best.pt"))
+
+
+def _epochs_change(run_dir: Path, state: dict, stored: Config, config: Config) -> None:
+    """Allow resuming with another ``epochs`` (extending a finished run) when it is not below the epochs done."""
+    done = state["epoch"]
+    if config.epochs < done:
+        raise UserError(f"{str(run_dir)!r} has trained {done} epochs, so resuming it needs epochs >= {done}, "
+                        f"got {config.epochs}")
+    if config.epochs > done:
+        from nbn_tutorial.train.schedule import learning_rate
+
+        print(f"note: resuming {run_dir} with epochs {stored.epochs} -> {config.epochs}: the learning-rate schedule "
+              f"now spans {config.epochs} epochs (epoch {done + 1} trains at lr {learning_rate(config, done):.4g}; "
+              f"the {stored.epochs}-epoch schedule ended at {learning_rate(stored, stored.epochs - 1):.4g})",
+              file=sys.stderr)
+
+
 def _resume_state(run_dir: Path, config: Config) -> dict:
     """The last.pt state to resume ``config`` from; UserError if missing or of a different config."""
     last = run_dir / "last.pt"
     if not last.exists():
-        raise UserError(f"cannot resume: {str(run_dir)!r} has no last.pt; train it without --resume")
+        raise UserError(f"cannot resume: {str(run_dir)!r} holds no run (no last.pt); train it without --resume")
     state = read_checkpoint(last)
-    differences = protocol_differences(checkpoint_config(state, last), config)
+    stored = checkpoint_config(state, last)
+    differences = [text for text in protocol_differences(stored, config) if not text.startswith("epochs:")]
     if differences:
         raise UserError(f"cannot resume {str(run_dir)!r} with a different config ({'; '.join(differences)}); "
                         "resume with the run's own config.yaml or start a new run with another --out")
+    if stored.epochs != config.epochs:
+        _epochs_change(run_dir, state, stored, config)
     return state
 
 
-def check_run_dir(run_dir: Path, config: Config, resume: bool, overwrite: bool) -> dict | None:
-    """Read-only checks of the run directory; returns the checkpoint to resume from, if resuming."""
-    if resume and overwrite:
-        raise UserError("choose either --resume (continue the run) or --overwrite (replace it), not both")
+def _check_location(run_dir: Path) -> None:
+    """A UserError when the run directory can never be written: a file, under a file, or in a read-only folder."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run directory {str(run_dir)!r} is a file; choose another --out")
+    ancestor = next(folder for folder in (run_dir.absolute(), *run_dir.absolute().parents) if folder.exists())
+    if not ancestor.is_dir():
+        raise UserError(f"run directory {str(run_dir)!r} lies under the file {str(ancestor)!r}; choose another --out")
+    if not os.access(ancestor, os.W_OK):
+        raise UserError(f"cannot write run directory {str(run_dir)!r} ({str(ancestor)!r} is not writable); choose "
+                        "a writable --out")
+
+
+def _check_unstarted(run_dir: Path, config: Config, overwrite: bool) -> None:
+    """A run that stopped before its first checkpoint is restarted, with --resume or without, if it is this
+    config's; another config's needs --overwrite."""
+    differences = protocol_differences(stored_config(run_dir), config) if (run_dir / "config.yaml").exists() else []
+    if differences and not overwrite:
+        raise UserError(f"{str(run_dir)!r} holds a run of another config ({'; '.join(differences)}) that stopped "
+                        "before its first checkpoint; replace it with --overwrite or choose another --out")
+
+
+def check_run_dir(run_dir: Path, config: Config, resume: bool, overwrite: bool) -> dict | None:
+    """Read-only checks of the run directory; returns the checkpoint to resume from, if resuming.
+
+    Run files without any checkpoint (a run that stopped before its first one) hold nothing to
+    continue: training starts again from epoch 1, whether --resume is given or not.
+    """
+    if resume and overwrite:
+        raise UserError("choose either --resume (continue the run) or --overwrite (replace it), not both")
+    _check_location(run_dir)
+    existing = existing_run_files(run_dir)
+    if existing and not has_checkpoint(run_dir):
+        _check_unstarted(run_dir, config, overwrite)
+        return None
     if resume:
         return _resume_state(run_dir, config)
-    existing = existing_run_files(run_dir)
     if existing and not overwrite:
         raise UserError(f"{str(run_dir)!r} already holds a run ({', '.join(existing)}); continue it with --resume, "
                         "replace it with --overwrite, or choose another --out")
@@ -103,9 +163,39 @@ def clear_run_dir(run_dir: Path) -> None:
     existing = existing_run_files(run_dir)
     if not existing:
         return
-    rows = read_metric_rows(run_dir)
-    what = f"{len(rows)} evaluated epoch{'s' if len(rows) != 1 else ''}" if rows else "no evaluated epoch"
+    if not has_checkpoint(run_dir):
+        message = (f"restarting the run in {run_dir} from epoch 1: its earlier attempt stopped before its first "
+                   f"checkpoint (removed {', '.join(existing)})")
+    else:
+        rows = read_metric_rows(run_dir)
+        what = f"{len(rows)} evaluated epoch{'s' if len(rows) != 1 else ''}" if rows else "no evaluated epoch"
+        message = f"overwrite: replaced the previous run in {run_dir} ({what}; removed {', '.join(existing)})"
     for name in existing:
         (run_dir / name).unlink()
-    print(f"overwrite: replaced the previous run in {run_dir} ({what}; removed {', '.join(existing)})",
-          file=sys.stderr)
+    print(message, file=sys.stderr)
+
+
+def stage_replacement(run_dir: Path) -> Path:
+    """An empty staging folder inside ``run_dir`` where a run replacing it (--overwrite) writes until its
+    first checkpoint; the previous run stays untouched until then (see :func:`promote_staged_run`)."""
+    staging = run_dir / STAGING_DIR
+    if staging.exists():
+        shutil.rmtree(staging)   # a replacement that stopped before its first checkpoint
+    return ensure_dir(staging)
+
+
+def promote_staged_run(staging: Path, run_dir: Path) -> Path:
+    """Replace the previous run in ``run_dir`` by the staged one (which has written its first checkpoint)."""
+    clear_run_dir(run_dir)
+    try:
+        for entry in staging.iterdir():
+            os.replace(entry, run_dir / entry.name)
+        staging.rmdir()
+    except OSError as error:
+        raise write_error(run_dir, error) from None
+    return run_dir
+
+
+def discard_staged_run(staging: Path) -> None:
+    """Remove a replacement that stopped before its first checkpoint (the previous run was never touched)."""
+    shutil.rmtree(staging, ignore_errors=True)

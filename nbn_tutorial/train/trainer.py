@@ -7,7 +7,6 @@ rows and checkpoints into the run directory (see :mod:`~nbn_tutorial.train.run_d
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,28 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.fileio import append_text, jsonl_text
+from nbn_tutorial.fileio import append_text, ensure_dir, jsonl_text
 from nbn_tutorial.train.builders import build_datasets, build_loss_for, build_model_for, build_optimizer
 from nbn_tutorial.train.checkpoints import CHECKPOINT_FORMAT, rng_states, set_rng_states, write_checkpoint
 from nbn_tutorial.train.config import Config, config_to_dict
 from nbn_tutorial.train.config_io import save_config
+from nbn_tutorial.train.data_paths import resolve_run_paths
 from nbn_tutorial.train.evaluation import count_metrics, evaluate_model
+from nbn_tutorial.train.guards import (bad_loss_error, check_finite_model, config_notes, kept_text, loss_ok,
+                                       print_notes, record_skipped)
 from nbn_tutorial.train.metric_files import (METRIC_COLUMNS, append_metric_row, format_metrics, read_metric_rows,
                                              truncate_metrics)
-from nbn_tutorial.train.run_dir import (check_run_dir, clear_run_dir, existing_run_files, protocol_differences,
-                                        resolve_dataset_defaults, stored_config)
+from nbn_tutorial.train.objective import build_objective
+from nbn_tutorial.train.progress import message_stream, training_progress
+from nbn_tutorial.train.run_dir import (STAGING_DIR, check_run_dir, clear_run_dir, discard_staged_run,
+                                        existing_run_files, has_checkpoint, promote_staged_run, protocol_differences,
+                                        resolve_dataset_defaults, stage_replacement, stored_config)
 from nbn_tutorial.train.runtime import (DistInfo, Runtime, cpu_threads, dist_info_from_env, process_group,
                                         resolve_device, resolve_runtime, seed_everything)
 from nbn_tutorial.train.schedule import learning_rate
 from nbn_tutorial.train.selection import (TEST_SPLIT_NOTE, describe_selection, selection_key, selection_split,
                                           val_columns)
+from nbn_tutorial.train.stage2 import prepare_stage2
 from nbn_tutorial.train.validation import validate_config
 
 NO_BAD_BATCH = 2**62
@@ -40,12 +46,6 @@ NO_BAD_BATCH = 2**62
 def _shard_size(count: int, world_size: int, rank: int) -> int:
     """Real (not padding) samples in ``rank``'s shard of an unshuffled DistributedSampler over ``count`` items."""
     return len(range(rank, count, world_size))
-
-
-def _progress_bar(show: bool, **options: Any):
-    from tqdm import tqdm
-
-    return tqdm(disable=not show, dynamic_ncols=True, file=sys.stderr, **options)
 
 
 def _check_last_batch(config: Config, last_batch: int) -> None:
@@ -61,10 +61,13 @@ class Trainer:
     def __init__(self, config: Config, run_dir: Path, info: DistInfo, runtime: Runtime, progress: bool) -> None:
         self.config, self.run_dir, self.info, self.runtime = config, run_dir, info, runtime
         self.show_progress = progress and info.is_main
+        self.bar = training_progress(False, "", 0)  # run() replaces it with the mode's progress output
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self.start_epoch = 0
         self.beta_reference: dict[str, Tensor] | None = None  # β directions after the first epoch (NBN runs)
+        self.replaces: Path | None = None   # --overwrite: the run this one replaces at its first checkpoint
+        self.skipped: set[str] = set()      # unreadable images left out so far (skip_bad_images)
         torch.backends.cudnn.benchmark = runtime.cudnn_benchmark
         seed_everything(config.seed)
         self.selection = selection_split(config)
@@ -73,9 +76,10 @@ class Trainer:
         self.num_classes = self.train_set.num_classes
         self.model = self._build_model()
         self.loss_fn = build_loss_for(config, self.train_set).to(runtime.device)
+        self.objective = build_objective(config, self.model, self.loss_fn, self.train_set)  # what a step computes
         self.optimizer = build_optimizer(self.model, config, runtime)
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
-        self.module = self._wrap(self.model)
+        self.module = self._wrap(self.objective.network)
         self._build_loaders()
 
     def _build_model(self) -> nn.Module:
@@ -87,6 +91,7 @@ class Trainer:
             from nbn_tutorial import nn as nbn_nn
 
             model = nbn_nn.convert_sync_batchnorm(model)
+        prepare_stage2(model, self.config)  # init_from, reinit_classifier, freezing what `trainable` leaves out
         return model
 
     def _build_loaders(self) -> None:
@@ -98,13 +103,13 @@ class Trainer:
                               channels_last=self.runtime.channels_last)
         from nbn_tutorial import data
 
-        self.train_loader = data.make_loader(self.train_set, train=True, **loader_options)
+        self.train_loader = data.make_loader(self.train_set, train=True, sampler=config.sampler, **loader_options)
         self.test_loader = data.make_loader(self.test_set, train=False, **loader_options)
         self.test_samples = _shard_size(len(self.test_set), info.world_size, info.rank)
         if self.val_set is not None:
             self.val_loader = data.make_loader(self.val_set, train=False, **loader_options)
             self.val_samples = _shard_size(len(self.val_set), info.world_size, info.rank)
-        _check_last_batch(config, _shard_size(len(self.train_set), info.world_size, info.rank) % per_process)
+        _check_last_batch(config, len(self.train_loader.sampler) % per_process)   # the sampler's epoch, this shard
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """DDP and torch.compile around the model, as configured."""
@@ -156,8 +161,7 @@ class Trainer:
         if self.runtime.compile_mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()
         with self.runtime.autocast():
-            logits = self.module(x)
-            loss = self.loss_fn(logits, y)
+            loss, logits = self.objective(self.module, x, y)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler.is_enabled():
             self.scaler.scale(loss).backward()
@@ -187,14 +191,14 @@ class Trainer:
         seen = 0
         batches = len(self.train_loader)
         refresh_every = max(1, batches // 20)  # .item() syncs the GPU: refresh the bar ~20 times an epoch
-        with _progress_bar(self.show_progress, total=batches, leave=False, desc=f"epoch {epoch + 1}",
-                           unit="batch") as bar:
+        with self.bar.batches(epoch, batches) as bar:
             for index, (x, y) in enumerate(self.train_loader):
                 loss, logits = self._step(x, y)
                 with torch.no_grad():
                     sums += torch.stack([loss.double() * len(y), (logits.argmax(1) == y).sum().double()])
                     # Remember the first non-finite batch without a GPU sync; checked once, after the epoch.
-                    first_bad = torch.where(torch.isfinite(loss) | (first_bad < NO_BAD_BATCH), first_bad, index)
+                    first_bad = torch.where(loss_ok(loss, self.config.max_loss) | (first_bad < NO_BAD_BATCH),
+                                            first_bad, index)
                 seen += len(y)
                 bar.update(1)
                 if self.show_progress and ((index + 1) % refresh_every == 0 or index + 1 == batches):
@@ -207,16 +211,12 @@ class Trainer:
             dist.all_reduce(first_bad, op=dist.ReduceOp.MIN)
         bad = int(first_bad.item())
         if bad != NO_BAD_BATCH:
-            self._stop_on_bad_loss(epoch, bad, batches)
+            self._stop_on_bad_loss(epoch, bad, batches, float(totals[0]))
         loss_sum, correct, seen = totals.tolist()
         return {"lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen}
 
-    def _stop_on_bad_loss(self, epoch: int, batch: int, batches: int) -> None:
-        last = self.run_dir / "last.pt"
-        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-        raise UserError(f"the training loss became nan or inf at epoch {epoch + 1}, batch {batch + 1} of {batches}, "
-                        f"so training stopped and {kept}; lower the learning rate (lr={self.config.lr:g}) or "
-                        "lengthen the warmup, then train again with --overwrite")
+    def _stop_on_bad_loss(self, epoch: int, batch: int, batches: int, loss_sum: float) -> None:
+        raise bad_loss_error(self.config, epoch, batch, batches, loss_sum, kept_text(self.run_dir, self.replaces))
 
     def evaluate(self, split: str = "test") -> dict:
         """Metrics on the test (or val) split; under DDP each process evaluates its shard and the counts are summed."""
@@ -254,6 +254,8 @@ class Trainer:
             write_checkpoint(state, [self.run_dir / "last.pt"])
         if best:
             write_checkpoint({**state, "role": "best"}, [self.run_dir / "best.pt"])
+        if self.replaces is not None:  # the first checkpoint of a replacing run: now replace the previous run
+            self.run_dir, self.replaces = promote_staged_run(self.run_dir, self.replaces), None
 
     def run_epoch(self, epoch: int, end: int) -> dict:
         """Train 0-based ``epoch``, evaluate if due, write its metrics row and checkpoints; returns the row."""
@@ -261,6 +263,7 @@ class Trainer:
         started = time.perf_counter()
         done = epoch + 1
         row: dict[str, Any] = {"epoch": done, **self.train_epoch(epoch)}
+        check_finite_model(self.model, config, done, kept_text(self.run_dir, self.replaces))
         self._record_nbn_state(done)
         evaluated = done % config.eval_every == 0 or done == config.epochs
         improved = False
@@ -278,33 +281,34 @@ class Trainer:
             if evaluated:
                 append_metric_row(self.run_dir, {key: row.get(key) for key in METRIC_COLUMNS})
             self._save(done, last=done % config.save_every == 0 or done == end, best=improved)
+            self.skipped = record_skipped([self.train_loader, self.test_loader, getattr(self, "val_loader", None)],
+                                          self.run_dir, self.skipped)
         return row
 
     def run(self) -> None:
         """Train from ``start_epoch`` to the end (or to ``stop_after_epochs``), evaluating and checkpointing."""
         config = self.config
         end = min(config.epochs, config.stop_after_epochs or config.epochs)
-        if self.show_progress:
-            print(f"training {config.dataset} {config.model} {config.norm} {config.loss} -> {self.run_dir} "
+        target = self.replaces or self.run_dir
+        header = (f"training {config.dataset} {config.model} {config.norm} {config.loss} -> {target} "
                   f"({self.runtime.describe()}, {self.info.world_size} process(es); "
-                  f"{describe_selection(self.selection, config.checkpoint_metric)})", file=sys.stderr)
-        with _progress_bar(self.show_progress, total=config.epochs, initial=self.start_epoch, desc="training",
-                           unit="epoch") as bar:
+                  f"{describe_selection(self.selection, config.checkpoint_metric)})")
+        with training_progress(self.show_progress, header, total=config.epochs, initial=self.start_epoch) as self.bar:
             for epoch in range(self.start_epoch, end):
                 row = self.run_epoch(epoch, end)
-                bar.update(1)
+                self.bar.update(1)
                 if "test_acc" in row:
-                    bar.set_postfix(acc=f"{row['test_acc']:.3f}", bal=f"{row['balanced_acc']:.3f}", refresh=False)
-        rows = read_metric_rows(self.run_dir) if self.show_progress else []
+                    self.bar.set_postfix(acc=f"{row['test_acc']:.3f}", bal=f"{row['balanced_acc']:.3f}", refresh=False)
+        rows = read_metric_rows(self.run_dir) if self.info.is_main else []  # the final line, with or without bars
         if rows:
-            print(f"last: {format_metrics(rows[-1])}", file=sys.stderr)
+            print(f"last: {format_metrics(rows[-1])}", file=message_stream())
         if self.show_progress and self.selection == "test" and self.best_epoch is not None:
-            print(f"best.pt (epoch {self.best_epoch}): {TEST_SPLIT_NOTE}", file=sys.stderr)
+            print(f"best.pt (epoch {self.best_epoch}): {TEST_SPLIT_NOTE}", file=message_stream())
 
 
 def _prepare_run_dir(run_dir: Path, config: Config, resume_state: dict | None) -> None:
     """Rank 0: create the run directory, clear a replaced run or trim metrics to the resumed epoch, save config."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(run_dir)
     if resume_state is None:
         clear_run_dir(run_dir)
     else:
@@ -320,10 +324,14 @@ def train(config: Config, out_dir: str | os.PathLike, *, resume: bool = False, o
     """Train ``config`` into the run directory ``out_dir`` and return it (see :mod:`nbn_tutorial.train`).
 
     ``resume=True`` continues from ``out_dir/last.pt`` (same config; run-control fields such as
-    ``stop_after_epochs`` may differ); ``overwrite=True`` replaces an existing run and says so. Under
-    torchrun the processes form a DDP group for the duration of this call.
+    ``stop_after_epochs``, ``device`` or ``data_root`` may differ, and a larger ``epochs`` extends the
+    run); ``overwrite=True`` replaces an existing run and says so, keeping it until the new run has
+    written its first checkpoint. A directory without any checkpoint is trained again from epoch 1.
+    The stored config records absolute data paths. Under torchrun the processes form a DDP group for
+    the duration of this call.
     """
     validate_config(config)
+    config = resolve_run_paths(config)   # the run config records absolute data paths
     run_dir = Path(out_dir)
     info = dist_info_from_env()
     if config.batch_size % info.world_size:
@@ -336,17 +344,27 @@ def train(config: Config, out_dir: str | os.PathLike, *, resume: bool = False, o
     resume_state = check_run_dir(run_dir, config, resume, overwrite)
     if resume_state is not None and resume_state["epoch"] >= min(config.epochs, config.stop_after_epochs or 10**9):
         if info.is_main and progress:
-            print(f"{run_dir} has already trained {resume_state['epoch']} epochs; nothing to resume", file=sys.stderr)
+            print(f"{run_dir} has already trained {resume_state['epoch']} epochs; nothing to resume",
+                  file=message_stream())
         return run_dir
+    if info.is_main:
+        print_notes(config_notes(config))
+    # --overwrite of a run with checkpoints: write into a staging folder until the first checkpoint exists
+    replaces = run_dir if overwrite and has_checkpoint(run_dir) else None
     with process_group(info, device), cpu_threads(config.cpu_threads):
-        trainer = Trainer(config, run_dir, info, runtime, progress)
+        trainer = Trainer(config, run_dir / STAGING_DIR if replaces else run_dir, info, runtime, progress)
+        trainer.replaces = replaces
         if resume_state is not None:
             trainer.restore(resume_state)
         if info.is_main:
-            _prepare_run_dir(run_dir, config, resume_state)
+            _prepare_run_dir(stage_replacement(run_dir) if replaces else run_dir, config, resume_state)
         if info.enabled:
             dist.barrier()
-        trainer.run()
+        try:
+            trainer.run()
+        finally:
+            if trainer.replaces is not None and info.is_main:  # stopped before its first checkpoint
+                discard_staged_run(trainer.run_dir)
     return run_dir
 
 

@@ -11,10 +11,12 @@ from nbn_tutorial.registry import check_choice
 from nbn_tutorial.train.builders import build_loss_for_counts
 from nbn_tutorial.train.coercion import coerce_values
 from nbn_tutorial.train.config import CONFIG_FIELDS, Config, config_to_dict
+from nbn_tutorial.train.dual_path import validate_compound_options
+from nbn_tutorial.train.stage2 import validate_model_outputs, validate_stage2
 
 _AUTO_SWITCHES = ("channels_last", "cudnn_benchmark", "fused_sgd")
 _FIELDS_WITH_CHOICES = ("schedule", "checkpoint_metric", "device", "amp", "compile", "class_order", "nbn_normalize",
-                        "select_best_on")
+                        "select_best_on", "shot_rule")
 
 
 def _check_number(key: str, value: float, low: float | None = None, high: float | None = None,
@@ -71,6 +73,7 @@ def _validate_dataset_options(config: Config) -> None:
                         "profile and max_per_class to null and class_order to ldam")
     if config.max_per_class is not None and config.max_per_class < 1:
         raise UserError(f"max_per_class must be at least 1 (or null for all the data), got {config.max_per_class}")
+    data.spec_with_options(data.DATASETS[config.dataset], config.image_size)   # image_size: files datasets, >= 1
 
 
 def _validate_counts(config: Config) -> None:
@@ -94,6 +97,8 @@ def _validate_numbers(config: Config) -> None:
         _check_number(key, getattr(config, key))
     if config.imbalance_factor is not None:
         _check_number("imbalance_factor", config.imbalance_factor, low=1)
+    if config.max_loss is not None:
+        _check_number("max_loss", config.max_loss, low=0, low_open=True)
     if config.nesterov and config.momentum == 0:
         raise UserError("nesterov needs momentum > 0; set momentum (e.g. 0.9) or nesterov=false")
     if config.stop_after_epochs is not None and not 1 <= config.stop_after_epochs <= config.epochs:
@@ -130,3 +135,6 @@ def validate_config(config: Config) -> None:
     _validate_numbers(config)
     _validate_schedule(config)
     _validate_loss(config)
+    validate_compound_options(config)
+    validate_stage2(config)
+    validate_model_outputs(config)

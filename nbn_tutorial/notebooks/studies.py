@@ -1,0 +1,166 @@
+"""What notebook 06 (and 08) call: a study's committed results, or a small study rerun in the kernel, as tables,
+figures and computed sentences."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from nbn_tutorial import paths
+from nbn_tutorial.errors import UserError
+from nbn_tutorial.notebooks.prose import Summary
+
+RESULTS_SUBDIR = "results"
+
+
+@dataclass
+class StudyView:
+    """A study's results opened for a notebook: per-run and per-class tables, where they come from, comparisons."""
+
+    name: str
+    folder: Path
+    results: pd.DataFrame
+    per_class: pd.DataFrame
+    header: list[str]
+    baseline: str
+    reference: str | None
+
+
+def committed_results(name: str) -> Path:
+    """The folder of a study's committed results: studies/results/<name>/."""
+    return paths.STUDY_DIR / RESULTS_SUBDIR / name
+
+
+def _header(folder: Path) -> list[str]:
+    lines = (folder / "results.csv").read_text(encoding="utf-8").splitlines()
+    return [line.lstrip("# ").strip() for line in lines if line.startswith("#")]
+
+
+def _run_small_study(name: str, run_dir: str | os.PathLike, jobs: int) -> Path:
+    from nbn_tutorial import study
+
+    out = Path(run_dir) / "study" / name
+    study.run_study(name, out, jobs=jobs, progress=True)
+    study.write_study_report(out, command=f"nbt.notebooks.open_study(rerun=True, rerun_study={name!r})")
+    return out
+
+
+def open_study(name: str = "nbn_ablation", *, rerun: bool = False, rerun_study: str | None = None,
+               run_dir: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None,
+               jobs: int = 1) -> StudyView:
+    """The results of study ``name``: the committed ones (or ``results_dir``), or, with ``rerun=True``, those of
+    ``rerun_study`` (a smaller grid) trained now into ``run_dir``/study/ (resumable: a rerun continues)."""
+    from nbn_tutorial import study
+
+    chosen = rerun_study if rerun and rerun_study else name
+    if rerun:
+        if run_dir is None:
+            raise UserError("rerun=True needs a run_dir to train the study's runs into")
+        folder = _run_small_study(chosen, run_dir, jobs)
+    else:
+        folder = Path(results_dir) if results_dir is not None else committed_results(name)
+    if not (folder / "results.csv").is_file():
+        raise UserError(f"no study results in {folder}; run `nbn-tutorial study run {chosen} --out runs/studies/"
+                        f"{chosen}` and `nbn-tutorial study report runs/studies/{chosen} --out {folder}`, or set "
+                        "rerun=True to train a small grid in this notebook")
+    spec = study.load_study(chosen)
+    results, per_class = study.read_results(folder)
+    return StudyView(chosen, folder, results, per_class, _header(folder), spec.baseline, spec.reference)
+
+
+def study_provenance(view: StudyView) -> Summary:
+    """Where the numbers come from (the results' header: commands, software, date), as a Markdown list."""
+    runs = view.results
+    counts = ", ".join(f"{dataset}: {int(group['seed'].nunique())} seeds × {int(group['arm'].nunique())} arms"
+                       for dataset, group in runs.groupby("dataset", sort=False))
+    lines = [f"Results of the study **{view.name}** from `{view.folder}` ({counts}; "
+             f"{int((runs['status'] != 'finished').sum())} failed runs):", ""]
+    return Summary("\n".join(lines + [f"- {line}" for line in view.header]))
+
+
+def arm_tables(view: StudyView, metrics: tuple[str, ...] = ("balanced", "few", "feature_strength_ratio")) -> pd.DataFrame:
+    """Every dataset's arms: mean [95% CI] over seeds and the paired Δ to the baseline of ``metrics``."""
+    from nbn_tutorial import study
+    from nbn_tutorial.study.report import metric_label
+
+    tables = [study.arm_table(view.results, dataset, view.baseline).assign(dataset=dataset)
+              for dataset in view.results["dataset"].unique()]
+    table = pd.concat(tables, ignore_index=True).set_index(["dataset", "arm"])
+    columns = ["runs", *[column for metric in metrics for column in (metric_label(metric), f"Δ {metric} vs {view.baseline}")]]
+    return table[columns]
+
+
+def study_answers(view: StudyView) -> Summary:
+    """The study's answers, computed from its paired intervals (see :mod:`nbn_tutorial.study.verdicts`)."""
+    from nbn_tutorial import study
+
+    if view.reference is None:
+        raise UserError(f"study {view.name} names no reference arm, so there is no NBN arm to judge")
+    return Summary("\n\n".join(study.study_conclusions(view.results, view.baseline, view.reference)))
+
+
+def per_class_differences(view: StudyView, dataset: str, arm: str | None = None) -> pd.DataFrame:
+    """Per-class paired accuracy differences to the baseline by training-count rank (one arm, or every arm)."""
+    from nbn_tutorial import study
+
+    table = study.per_class_paired(view.per_class, dataset, view.baseline)
+    return table if arm is None else table[table["arm"] == arm].reset_index(drop=True)
+
+
+def per_class_summary(view: StudyView, dataset: str, arm: str) -> Summary:
+    """Sentences: where along the training counts the arm's per-class differences to the baseline are detectable."""
+    table = per_class_differences(view, dataset, arm)
+    if table.empty:
+        return Summary(f"No per-class comparison of `{arm}` with `{view.baseline}` on {dataset}.")
+    detectable = table[(table["low"] > 0) | (table["high"] < 0)]
+    head, tail = table.iloc[0], table.iloc[-1]
+    text = (f"On {dataset}, `{arm}` − `{view.baseline}` per class: {head['difference']:+.1f} points for the most "
+            f"frequent class rank (about {head['train_count']:.0f} training images) and {tail['difference']:+.1f} "
+            f"for the rarest (about {tail['train_count']:.0f}). ")
+    if detectable.empty:
+        return Summary(text + "No class rank's 95% interval excludes zero.")
+    ranks = ", ".join(f"rank {int(r.count_rank)} ({r.difference:+.1f})" for r in detectable.itertuples())
+    return Summary(text + f"Intervals excluding zero: {ranks}.")
+
+
+STUDY_TABLE = "study_table"      # notebook 06's arm table (.md) in the run directory, for the report
+STUDY_ANSWERS = "study_answers"  # notebook 06's computed answers (.md), for the report
+
+
+def arms_table(name: str) -> pd.DataFrame:
+    """The arms of a study file: what each one changes in the config, and which datasets and seeds run it."""
+    from nbn_tutorial import study
+
+    spec = study.load_study(name)
+    rows = []
+    for arm, settings in spec.arms.items():
+        where = [f"{dataset} ({len(spec.seeds_of(dataset))} seeds)" for dataset in spec.datasets
+                 if arm in spec.arms_of(dataset)]
+        role = " (baseline)" if arm == spec.baseline else " (reference)" if arm == spec.reference else ""
+        rows.append({"arm": arm + role, "config": ", ".join(f"{key}={value}" for key, value in settings.items()),
+                     "runs on": "; ".join(where)})
+    return pd.DataFrame(rows).set_index("arm")
+
+
+def per_class_dataset(view: StudyView) -> str:
+    """The dataset whose per-class differences to show: the first one trained with a permuted class order
+    (class difficulty and frequency not confounded), else the first dataset."""
+    from nbn_tutorial import study
+
+    spec = study.load_study(view.name)
+    present = [name for name in view.results["dataset"].unique()]
+    permuted = [name for name in present if spec.datasets.get(name, {}).get("set", {}).get("class_order") == "permuted"]
+    return (permuted or present)[0]
+
+
+def save_study_summary(view: StudyView, run_dir: str | os.PathLike) -> None:
+    """Write the arm table and the computed answers into the run directory, where the report finds them."""
+    from nbn_tutorial.fileio import atomic_write_text
+    from nbn_tutorial.notebooks.tables import markdown_table
+
+    table = arm_tables(view).reset_index()
+    folder = Path(run_dir)
+    atomic_write_text(folder / f"{STUDY_TABLE}.md", markdown_table(table.to_dict("records"), list(table.columns)) + "\n")
+    atomic_write_text(folder / f"{STUDY_ANSWERS}.md", f"{study_provenance(view)}\n\n{study_answers(view)}\n")

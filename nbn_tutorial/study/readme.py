@@ -1,0 +1,52 @@
+"""The README's study table: generated from committed results, never typed, and checked by a test.
+
+The README holds the table between the markers ``<!-- study:NAME:start -->`` and ``<!-- study:NAME:end -->``;
+``nbn-tutorial study report DIR --out studies/results/NAME --readme README.md`` rewrites that block from the
+report it has just written.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from nbn_tutorial.errors import UserError
+from nbn_tutorial.fileio import atomic_write_text
+from nbn_tutorial.study.report import arm_intervals, paired_intervals, read_results
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- study:{name}:start -->", f"<!-- study:{name}:end -->"
+
+
+def readme_table(results_dir: str | os.PathLike, baseline: str) -> str:
+    """Per dataset and arm: seeds, balanced and few-shot accuracy (mean), and their paired Δ to the baseline [95% CI]."""
+    results, _ = read_results(results_dir)
+    lines = ["| dataset | arm | seeds | balanced % | Δ balanced vs " + baseline + " [95% CI] | few-shot % | Δ few vs "
+             + baseline + " [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for dataset in results["dataset"].unique():
+        balanced, few = arm_intervals(results, dataset, "balanced"), arm_intervals(results, dataset, "few")
+        deltas = {metric: paired_intervals(results, dataset, metric, baseline) for metric in ("balanced", "few")}
+        for arm in balanced:
+            cells = [dataset, f"`{arm}`", str(balanced[arm].n), f"{balanced[arm].mean:.1f}",
+                     "—" if arm == baseline else deltas["balanced"][arm].text(1, signed=True),
+                     f"{few[arm].mean:.1f}", "—" if arm == baseline else deltas["few"][arm].text(1, signed=True)]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def readme_block(name: str, results_dir: str | os.PathLike, baseline: str) -> str:
+    """The whole marked block (markers included) for study ``name``."""
+    start, end = _markers(name)
+    return f"{start}\n{readme_table(results_dir, baseline)}\n{end}"
+
+
+def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, baseline: str) -> Path:
+    """Replace the marked block of study ``name`` in ``readme`` with the table computed from ``results_dir``."""
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8")
+    start, end = _markers(name)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
+    if not pattern.search(text):
+        raise UserError(f"{path} has no block {start} ... {end}; add those two lines where the table belongs")
+    return atomic_write_text(path, pattern.sub(lambda _: readme_block(name, results_dir, baseline), text))

@@ -1,0 +1,106 @@
+"""Post-hoc τ-normalisation of a trained classifier (Kang et al., ICLR 2020), with τ chosen honestly.
+
+τ is searched over classifier-balancing's grid 0, 0.1, ..., 2 by balanced accuracy on the dataset's own
+val split. A dataset without one (CIFAR-LT, digits, Fashion-MNIST) can only be searched on its test
+split: :func:`search_tau` then says so (:attr:`TauSearch.note`), because the test accuracy at that τ is
+optimistic. The penultimate features are computed once; each τ only re-runs the classifier head(s).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from nbn_tutorial.errors import UserError
+from nbn_tutorial.train.config import Config
+
+TAU_GRID: tuple[float, ...] = tuple(round(0.1 * step, 1) for step in range(21))   # classifier-balancing's search
+
+
+@dataclass(frozen=True)
+class TauSearch:
+    """The τ chosen by balanced accuracy on ``split``, and every τ's accuracies there (``table``, fractions)."""
+
+    tau: float
+    split: str
+    dataset: str
+    table: pd.DataFrame
+
+    @property
+    def note(self) -> str:
+        """One sentence on where τ was chosen (a warning when it was the test split)."""
+        if self.split == "test":
+            return (f"τ = {self.tau:g} was chosen on the test split because {self.dataset} has no val split of its "
+                    "own, so the test accuracy with it is optimistic")
+        return f"τ = {self.tau:g} was chosen by balanced accuracy on the {self.split} split"
+
+
+def parse_tau(value: str | float) -> str | float:
+    """``"auto"`` or a finite τ from a command-line or notebook value; a UserError otherwise."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        tau = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"--tau-norm takes 'auto' (search τ) or a number such as 1.0, got {value!r}") from None
+    if not math.isfinite(tau):
+        raise UserError(f"--tau-norm takes 'auto' or a finite number, got {value!r}")
+    return tau
+
+
+def _features(model: nn.Module, dataset, device: torch.device,
+              batch_size: int = 256) -> tuple[torch.Tensor, np.ndarray]:
+    """Penultimate features of every image of ``dataset`` (eval mode, no augmentation) and the labels."""
+    from nbn_tutorial.data import make_loader
+
+    features, targets = [], []
+    model.eval()
+    with torch.inference_mode():
+        for x, y in make_loader(dataset, batch_size=batch_size, train=False, device=device):
+            features.append(model.features(x).float())
+            targets.append(y.cpu())
+    return torch.cat(features), torch.cat(targets).numpy()
+
+
+def _accuracies(predictions: np.ndarray, targets: np.ndarray, dataset) -> dict:
+    from nbn_tutorial.train.metric_files import accuracy_metrics
+
+    classes = dataset.num_classes
+    total = np.bincount(targets, minlength=classes)
+    correct = np.bincount(targets[predictions == targets], minlength=classes)
+    return accuracy_metrics(correct, total, dataset.shot_groups)
+
+
+def tau_table(model: nn.Module, dataset, taus=TAU_GRID, device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Accuracies (fractions) of ``model`` τ-normalised with each τ on ``dataset``: columns tau, test_acc (the
+    split's overall accuracy), balanced_acc, many_acc, medium_acc, few_acc."""
+    from nbn_tutorial.models import tau_normalized
+
+    device = torch.device(device)
+    model = model.to(device)
+    features, targets = _features(model, dataset, device)
+    rows = []
+    for tau in taus:
+        with tau_normalized(model, tau) as normalized, torch.inference_mode():
+            predictions = normalized.head(features).argmax(1).cpu().numpy()
+        metrics = _accuracies(predictions, targets, dataset)
+        rows.append({"tau": float(tau), **{key: metrics[key] for key in
+                                           ("test_acc", "balanced_acc", "many_acc", "medium_acc", "few_acc")}})
+    return pd.DataFrame(rows)
+
+
+def search_tau(model: nn.Module, config: Config, taus=TAU_GRID, device: str | torch.device = "cpu") -> TauSearch:
+    """The τ with the best balanced accuracy on the config's val split (its test split when it has none; the
+    smallest τ among ties), with the whole table."""
+    from nbn_tutorial.train.builders import build_datasets
+    from nbn_tutorial.train.selection import has_own_val_split
+
+    split = "val" if has_own_val_split(config) else "test"
+    dataset = build_datasets(config, (split,))[split]
+    table = tau_table(model, dataset, taus, device)
+    best = table.loc[table["balanced_acc"].fillna(-1.0).idxmax()]
+    return TauSearch(float(best["tau"]), split, config.dataset, table)
