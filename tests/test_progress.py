@@ -75,18 +75,19 @@ def test_compact_mode_in_a_terminal_prints_lines_not_bars(tmp_path):
     assert "%|" not in result.stderr and "\r" not in result.stderr
 
 
-TRAINING_CELLS = [
+TRAINING_CELLS = [   # {root}: the test's tmp_path (the runner's kernels start in the current directory)
     "import nbn_tutorial as nbt\n"
     "bn = nbt.notebooks.run_config('quick_digits_bn', epochs=2, warmup_epochs=1, device='cpu')\n"
     "nbn = nbt.notebooks.run_config('quick_digits_nbn', epochs=2, warmup_epochs=1, device='cpu')",
-    "bn_run = nbt.train.load_or_train(bn, 'runs/bn')",
-    "nbn_run = nbt.train.load_or_train(nbn, 'runs/nbn')",
-    "again = nbt.train.load_or_train(bn, 'runs/bn')",   # finished: no training, so no progress output
+    "bn_run = nbt.train.load_or_train(bn, r'{root}/runs/bn')",
+    "nbn_run = nbt.train.load_or_train(nbn, r'{root}/runs/nbn')",
+    "again = nbt.train.load_or_train(bn, r'{root}/runs/bn')",   # finished: no training, so no progress output
 ]
 
 
 def _training_notebook(path: Path) -> Path:
-    notebook = new_notebook(cells=[new_code_cell(source) for source in TRAINING_CELLS])
+    cells = [source.replace("{root}", str(path.parent)) for source in TRAINING_CELLS]
+    notebook = new_notebook(cells=[new_code_cell(source) for source in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, str(path))
     return path

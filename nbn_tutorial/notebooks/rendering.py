@@ -12,10 +12,12 @@ from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text
 
 PAGE_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 60em; margin: 2em auto;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 75em; margin: 2em auto;
        padding: 0 1em; line-height: 1.5; color: #1f2328; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #d0d7de; padding: 0.3em 0.7em; text-align: right; }
+table { border-collapse: collapse; margin: 1em 0; display: block; overflow-x: auto; }
+th, td { border: 1px solid #d0d7de; padding: 0.3em 0.7em; text-align: right; white-space: nowrap; }
+a.anchor-link { visibility: hidden; text-decoration: none; margin-left: 0.3em; }
+h1:hover a.anchor-link, h2:hover a.anchor-link, h3:hover a.anchor-link { visibility: visible; }
 th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; }
 code { background: #f6f8fa; padding: 0.1em 0.3em; border-radius: 3px; }

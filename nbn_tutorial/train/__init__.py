@@ -30,6 +30,8 @@ The modules, one concept each:
 - :mod:`.guards`: exploding losses, non-finite models, skipped images, config notes;
 - :mod:`.data_paths`: absolute data roots in run configs, relocating a checkpoint's data;
 - :mod:`.trainer`: the training loop, :func:`train` and :func:`load_or_train`;
+- :mod:`.progress`: what a training call shows people (widget bars in JupyterLab, text bars in a terminal,
+  one compact output in executed notebooks);
 - :mod:`.objective`: what one step computes (network and loss); :mod:`.dual_path`: Compound BN's dual path;
 - :mod:`.selection`: which split chooses best.pt;
 - :mod:`.stage2`: decoupled stage 2 (``init_from``, ``trainable``, ``reinit_classifier``; frozen parts stay in

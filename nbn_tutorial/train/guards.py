@@ -8,7 +8,6 @@ good checkpoint" named in the message is always finite.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text
+from nbn_tutorial.train.progress import message_stream
 
 SKIPPED_FILE = "skipped_images.txt"   # unreadable images a skip_bad_images run left out, one path per line
 _RETRY = ("lower the learning rate (lr={lr:g}) or lengthen the warmup (warmup_epochs={warmup}), then train again "
@@ -93,9 +93,9 @@ def config_notes(config) -> list[str]:
 
 
 def print_notes(notes: Iterable[str]) -> None:
-    """Print each note on stderr."""
+    """Print each note where messages about a run go (stdout in a notebook kernel, stderr elsewhere)."""
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {note}", file=message_stream())
 
 
 def record_skipped(loaders: Iterable, run_dir: Path, reported: set[str]) -> set[str]:
@@ -108,5 +108,5 @@ def record_skipped(loaders: Iterable, run_dir: Path, reported: set[str]) -> set[
     if new:
         atomic_write_text(run_dir / SKIPPED_FILE, "".join(f"{path}\n" for path in sorted(skipped)))
         print(f"note: skipped {len(new)} unreadable image{'s' if len(new) != 1 else ''} (skip_bad_images; first: "
-              f"{sorted(new)[0]}); all {len(skipped)} are listed in {run_dir / SKIPPED_FILE}", file=sys.stderr)
+              f"{sorted(new)[0]}); all {len(skipped)} are listed in {run_dir / SKIPPED_FILE}", file=message_stream())
     return skipped

@@ -136,6 +136,9 @@ def process_group(info: DistInfo, device: torch.device) -> Iterator[None]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=info.rank, world_size=info.world_size)
     try:
         yield
+        # Every rank done communicating before the group goes: a rank that destroys it while a peer still has
+        # gloo work in flight can abort at exit ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
