@@ -1,18 +1,11 @@
 """The command line as a user meets it: real subprocesses, one-sentence errors, exit status 2."""
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_tools import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "nbn_tutorial", *args], capture_output=True, text=True,
-                          timeout=300, env=full_env, cwd=cwd or ROOT)
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

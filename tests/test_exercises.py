@@ -196,3 +196,9 @@ def test_the_readme_lists_every_exercise_with_its_points():
         parts = [f"{exercise.title.removeprefix('Exercise ')} ({exercise.points:g} point{'s' * (exercise.points != 1)})"
                  for exercise in runner.list_exercises(path)]
         assert f"| {path.name[:2]} | {'; '.join(parts)} |" in readme, path.name
+
+
+def test_exercises_are_numbered_in_the_order_a_learner_meets_them():
+    titles = [exercise.title for path in WITH_EXERCISES for exercise in runner.list_exercises(path)]
+    numbers = [int(title.removeprefix("Exercise ").split(" ")[0]) for title in titles]
+    assert numbers == list(range(1, len(numbers) + 1)), titles

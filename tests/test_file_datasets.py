@@ -7,14 +7,13 @@ The two ``sequence`` tests run notebooks 01-05 on such trees (16-pixel inputs, 6
 each takes about two minutes on two CPU cores. Everything else here takes seconds.
 """
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from image_trees import corrupt, write_image, write_image_folder, write_oltr_tree
+from cli_tools import error_line, run_cli
 
 from nbn_tutorial import data, diagnosis, plots, train
 from nbn_tutorial import notebooks as runner
@@ -22,20 +21,6 @@ from nbn_tutorial.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQUENCE = ["01", "02", "03", "04", "05"]
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nbn_tutorial", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, cwd=cwd or ROOT)
-
-
-def error_line(result: subprocess.CompletedProcess) -> str:
-    """The CLI's one-sentence error (exit status 2, no traceback)."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 def tiny_preset(folder: Path, norm: str, dataset: str, **fields) -> Path:

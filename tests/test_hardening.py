@@ -5,19 +5,15 @@ those use the generated trees of ``tests/image_trees.py``.
 """
 import argparse
 import json
-import os
 import resource
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 import yaml
 from image_trees import write_oltr_tree
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from cli_tools import error_line, run_cli, write_notebook
 
 from nbn_tutorial import data, train
 from nbn_tutorial import notebooks as runner
@@ -33,22 +29,6 @@ TINY_ARGS = [arg for item in TINY for arg in ("--set", item)]
 
 def tiny_config(*overrides: str) -> train.Config:
     return train.load_config(None, [*TINY, *overrides])
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, drop_env: tuple[str, ...] = (),
-            preexec_fn=None) -> subprocess.CompletedProcess:
-    full_env = {key: value for key, value in os.environ.items() if key not in drop_env}
-    return subprocess.run([sys.executable, "-m", "nbn_tutorial", *args], capture_output=True, text=True, timeout=300,
-                          env={**full_env, **(env or {})}, cwd=cwd or ROOT, preexec_fn=preexec_fn)
-
-
-def error_line(result: subprocess.CompletedProcess) -> str:
-    """The CLI's one-sentence error (exit status 2, no traceback)."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 def rows_without_time(run_dir: Path) -> list[dict]:
@@ -317,17 +297,6 @@ def test_a_warmup_longer_than_the_run_is_mentioned_and_the_final_line_always_pri
     assert result.returncode == 0, result.stderr
     assert "warmup_epochs=4 is longer than the run (1 epochs)" in result.stderr
     assert "last: epoch 1: overall " in result.stderr + result.stdout   # --no-progress hides bars, not the result
-
-
-def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
-    notebook = new_notebook()
-    parameters_cell = new_code_cell(parameters)
-    parameters_cell.metadata["tags"] = ["parameters"]
-    notebook.cells = [new_markdown_cell("# tiny"), parameters_cell, *(new_code_cell(c) for c in cells)]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, str(path))
-    return path
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from cli_tools import write_notebook
 
 from nbn_tutorial import notebooks as runner
 from nbn_tutorial import paths
@@ -20,18 +20,6 @@ from nbn_tutorial.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_PROFILES = {"quick", "fashion", "cifar10-lt", "cifar100-lt", "imagenet-lt", "inat2018"}
-
-
-def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
-    """A notebook whose first code cell, tagged `parameters`, holds `parameters`."""
-    notebook = new_notebook()
-    parameters_cell = new_code_cell(parameters)
-    parameters_cell.metadata["tags"] = ["parameters"]
-    notebook.cells = [new_markdown_cell("# tiny"), parameters_cell, *(new_code_cell(c) for c in cells)]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, str(path))
-    return path
 
 
 def write_yaml(path: Path, content: dict) -> Path:

@@ -10,6 +10,7 @@ import torch
 from nbn_tutorial import data, models, train
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.train import stage2, tau_norm
+import cli_tools
 from image_trees import write_oltr_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,9 +132,7 @@ def test_the_router_stage_trains_only_the_router(tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "nbn_tutorial", *args], capture_output=True, text=True, timeout=600,
-                          cwd=cwd, env=env)
+    return cli_tools.run_cli(*args, cwd=cwd, env={"OMP_NUM_THREADS": "1"}, timeout=600)
 
 
 def test_two_epoch_ride_and_crt_runs_through_the_cli_on_digits(tmp_path):
