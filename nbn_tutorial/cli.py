@@ -169,7 +169,8 @@ def _study_report(args: argparse.Namespace) -> None:
     print(f"study report: {summary}")
     if args.readme is not None:
         plan = study.load_plan(args.dir)
-        study.update_readme(args.readme, plan["study"], summary.parent, plan["baseline"])
+        study.update_readme(args.readme, plan["study"], summary.parent, plan["baseline"],
+                            plan.get("reference"))
         print(f"README table updated: {args.readme}")
 
 

@@ -115,8 +115,8 @@ def test_the_readme_block_is_rewritten_from_the_report(finished, tmp_path):
     assert result.returncode == 0, result.stderr
     text = readme.read_text()
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
-    assert study.readme_block("tiny", tmp_path / "results", "bn") in text
-    assert "| digits-lt | `nbn` | 2 |" in text
+    assert study.readme_block("tiny", tmp_path / "results", "bn", "nbn") in text
+    assert "| digits-lt | `nbn` | 2 |" in text and "- On digits-lt (2 seeds), `nbn` − `bn`: balanced accuracy" in text
 
 
 def test_the_committed_readme_tables_come_from_the_committed_results():
@@ -127,5 +127,5 @@ def test_the_committed_readme_tables_come_from_the_committed_results():
     for folder in sorted((root / "studies" / "results").glob("*")):
         marker = f"<!-- study:{folder.name}:start -->"
         if marker in readme:
-            baseline = study.load_study(folder.name).baseline
-            assert study.readme_block(folder.name, folder, baseline) in readme, folder.name
+            spec = study.load_study(folder.name)
+            assert study.readme_block(folder.name, folder, spec.baseline, spec.reference) in readme, folder.name

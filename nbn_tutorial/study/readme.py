@@ -1,4 +1,4 @@
-"""The README's study table: generated from committed results, never typed, and checked by a test.
+"""The README's study table and answers: generated from committed results, never typed, and checked by a test.
 
 The README holds the table between the markers ``<!-- study:NAME:start -->`` and ``<!-- study:NAME:end -->``;
 ``nbn-tutorial study report DIR --out studies/results/NAME --readme README.md`` rewrites that block from the
@@ -13,6 +13,7 @@ from pathlib import Path
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text
 from nbn_tutorial.study.report import arm_intervals, paired_intervals, read_results
+from nbn_tutorial.study.verdicts import study_conclusions
 
 
 def _markers(name: str) -> tuple[str, str]:
@@ -35,18 +36,29 @@ def readme_table(results_dir: str | os.PathLike, baseline: str) -> str:
     return "\n".join(lines)
 
 
-def readme_block(name: str, results_dir: str | os.PathLike, baseline: str) -> str:
-    """The whole marked block (markers included) for study ``name``."""
+def readme_conclusions(results_dir: str | os.PathLike, baseline: str, reference: str) -> str:
+    """The study's computed answers (:func:`~nbn_tutorial.study.verdicts.study_conclusions`) as a markdown list."""
+    results, _ = read_results(results_dir)
+    return "\n".join(f"- {sentence}" for sentence in study_conclusions(results, baseline, reference))
+
+
+def readme_block(name: str, results_dir: str | os.PathLike, baseline: str, reference: str | None = None) -> str:
+    """The whole marked block (markers included) for study ``name``: the table, then the answers if a reference."""
     start, end = _markers(name)
-    return f"{start}\n{readme_table(results_dir, baseline)}\n{end}"
+    parts = [start, readme_table(results_dir, baseline)]
+    if reference is not None:
+        parts += ["", "What the study says (computed from the same results):", "",
+                  readme_conclusions(results_dir, baseline, reference)]
+    return "\n".join([*parts, end])
 
 
-def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, baseline: str) -> Path:
-    """Replace the marked block of study ``name`` in ``readme`` with the table computed from ``results_dir``."""
+def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, baseline: str,
+                  reference: str | None = None) -> Path:
+    """Replace the marked block of study ``name`` in ``readme`` with the one computed from ``results_dir``."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
     start, end = _markers(name)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
     if not pattern.search(text):
         raise UserError(f"{path} has no block {start} ... {end}; add those two lines where the table belongs")
-    return atomic_write_text(path, pattern.sub(lambda _: readme_block(name, results_dir, baseline), text))
+    return atomic_write_text(path, pattern.sub(lambda _: readme_block(name, results_dir, baseline, reference), text))

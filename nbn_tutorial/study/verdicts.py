@@ -1,9 +1,9 @@
 """The answers a study gives, in sentences computed from its paired intervals.
 
-Three questions, per dataset: does NBN (the reference arm) change accuracy compared with BN (the baseline)?
-which NBN design choices matter (each variant against the reference)? does NBN even out feature strength
-(the few/many feature-strength ratio)? An interval that includes zero is reported as "no detectable
-difference", never as a gain or a loss.
+Four questions, per dataset: does NBN (the reference arm) change accuracy compared with BN (the baseline)?
+do the other arms (against the baseline)? which NBN design choices matter (each variant against the
+reference)? does NBN even out feature strength (the few/many feature-strength ratio)? An interval that
+includes zero is reported as "no detectable difference", never as a gain or a loss.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def nbn_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: st
     balanced = paired_intervals(results, dataset, "balanced", baseline)[reference]
     few = paired_intervals(results, dataset, "few", baseline)[reference]
     verdicts = (direction(balanced), direction(few))
-    said = (f"{verdicts[0]} on either" if verdicts[0] == verdicts[1]
+    said = (f"{verdicts[0]} on {'both' if balanced.excludes_zero else 'either'}" if verdicts[0] == verdicts[1]
             else f"{verdicts[0]} on balanced accuracy and {verdicts[1]} on few-shot accuracy")
     return (f"On {dataset} ({_seeds(results, dataset)} seeds), `{reference}` − `{baseline}`: balanced accuracy "
             f"{_effect(balanced)}, few-shot accuracy {_effect(few)}. So `{reference}` {said} here.")
@@ -63,6 +63,23 @@ def choices_answer(results: pd.DataFrame, dataset: str, baseline: str, reference
     return f"On {dataset}, compared with `{reference}`: " + "; ".join(findings) + "."
 
 
+def baseline_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> str:
+    """Which arms besides the reference differ detectably from the baseline, on balanced or few-shot accuracy."""
+    others = [arm for arm in results[results["dataset"] == dataset]["arm"].unique() if arm not in (baseline,
+                                                                                                   reference)]
+    findings = [f"`{arm}` − `{baseline}` on {label} accuracy is {_effect(interval)}, "
+                f"{direction(interval, 'a detectable gain', 'a detectable loss')}"
+                for metric, label in (("balanced", "balanced"), ("few", "few-shot"))
+                for arm, interval in paired_intervals(results, dataset, metric, baseline).items()
+                if arm in others and interval.excludes_zero]
+    if not others:
+        return f"On {dataset} the study has no arm besides `{baseline}` and `{reference}`."
+    if not findings:
+        return (f"On {dataset}, none of {', '.join(f'`{v}`' for v in others)} differs detectably from `{baseline}` "
+                "on balanced or few-shot accuracy.")
+    return f"On {dataset}, compared with `{baseline}`: " + "; ".join(findings) + "."
+
+
 def feature_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> str:
     """Does the reference arm move the few/many feature-strength ratio (towards 1 = evened out)?"""
     interval = paired_intervals(results, dataset, "feature_strength_ratio", baseline)[reference]
@@ -76,13 +93,14 @@ def feature_answer(results: pd.DataFrame, dataset: str, baseline: str, reference
 
 
 def study_conclusions(results: pd.DataFrame, baseline: str, reference: str) -> list[str]:
-    """Per dataset, the three answers (NBN vs BN, design choices, feature strength)."""
+    """Per dataset, the four answers (NBN vs BN, the other arms vs BN and vs NBN, feature strength)."""
     sentences = []
     for dataset in results["dataset"].unique():
         arms = set(results[results["dataset"] == dataset]["arm"])
         if reference not in arms or baseline not in arms:
             continue
         sentences += [nbn_answer(results, dataset, baseline, reference),
+                      baseline_answer(results, dataset, baseline, reference),
                       choices_answer(results, dataset, baseline, reference),
                       feature_answer(results, dataset, baseline, reference)]
     return sentences
