@@ -164,3 +164,45 @@ def save_study_summary(view: StudyView, run_dir: str | os.PathLike) -> None:
     folder = Path(run_dir)
     atomic_write_text(folder / f"{STUDY_TABLE}.md", markdown_table(table.to_dict("records"), list(table.columns)) + "\n")
     atomic_write_text(folder / f"{STUDY_ANSWERS}.md", f"{study_provenance(view)}\n\n{study_answers(view)}\n")
+
+
+FROZEN_COSINE = 0.999   # β's final direction this close to its epoch-1 direction counts as never having moved
+
+
+MECHANISM_COLUMNS = {"runs": "runs", "alpha_min": "α at the end, min", "alpha_max": "α at the end, max",
+                     "beta_norm_median": "largest ‖β‖ of a layer (median)",
+                     "beta_cos_first_min": "smallest cos(β, β after epoch 1)"}
+
+
+def _mechanism_frame(view: StudyView) -> pd.DataFrame:
+    runs = view.results[(view.results["status"] == "finished") & view.results["alpha"].notna()]
+    if runs.empty:
+        raise UserError(f"study {view.name} has no finished NBN run with a recorded α")
+    return runs.groupby(["dataset", "arm"], sort=False).agg(
+        runs=("seed", "count"), alpha_min=("alpha", "min"), alpha_max=("alpha", "max"),
+        beta_norm_median=("beta_norm_max", "median"), beta_cos_first_min=("beta_cos_first_min", "min"))
+
+
+def _magnitude(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def mechanism_table(view: StudyView) -> pd.DataFrame:
+    """Per dataset and NBN arm, NBN's state at the end of training over the seeds: α, the largest ‖β‖ of a layer,
+    and the smallest cosine between a layer's final β and its β after epoch 1 (1: the direction never moved)."""
+    frame = _mechanism_frame(view)
+    frame["beta_norm_median"] = frame["beta_norm_median"].map(_magnitude)
+    return frame.round({"alpha_min": 3, "alpha_max": 3, "beta_cos_first_min": 4}).rename(columns=MECHANISM_COLUMNS)
+
+
+def mechanism_summary(view: StudyView) -> Summary:
+    """Sentences from :func:`mechanism_table`: where α ended and whether β's direction ever left its epoch-1 one."""
+    sentences = []
+    for (dataset, arm), row in _mechanism_frame(view).iterrows():
+        moved = (f"β's direction never moved after epoch 1 (smallest cosine {row['beta_cos_first_min']:.4f})"
+                 if row["beta_cos_first_min"] >= FROZEN_COSINE else
+                 f"β's direction kept changing after epoch 1 (smallest cosine {row['beta_cos_first_min']:.2f})")
+        sentences.append(f"- {dataset}, `{arm}` ({int(row['runs'])} runs): α ended between {row['alpha_min']:.3g} "
+                         f"and {row['alpha_max']:.3g}; the largest ‖β‖ of a layer was "
+                         f"{_magnitude(row['beta_norm_median'])} (median over seeds); {moved}.")
+    return Summary("\n".join(sentences))
