@@ -46,8 +46,10 @@ def _results_lines(results: Mapping[str, Mapping[str, float]]) -> list[str]:
         return []
     metrics = [m for m in GROUP_METRICS if any(m in values for values in results.values())]
     rows = [{"model": label, **{m: values.get(m) for m in metrics}} for label, values in results.items()]
-    lines = ["## BN vs NBN (test accuracy, %)", "", markdown_table(rows, ["model", *metrics]), ""]
+    lines = ["## BN vs NBN, one run each (test accuracy, %)", "", markdown_table(rows, ["model", *metrics]), ""]
     if "bn" in results and "nbn" in results:
+        lines += ["One run per model (notebooks 02 and 04): a difference here may be seed-to-seed noise; the "
+                  "comparisons over seeds below say how large that noise is.", ""]
         lines += [change_sentence("NBN", accuracy_name(m), results["bn"][m], results["nbn"][m])
                   for m in metrics if m in results["bn"] and m in results["nbn"]]
         lines.append("")
