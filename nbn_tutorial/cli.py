@@ -170,7 +170,7 @@ def _study_report(args: argparse.Namespace) -> None:
     if args.readme is not None:
         plan = study.load_plan(args.dir)
         study.update_readme(args.readme, plan["study"], summary.parent, plan["baseline"],
-                            plan.get("reference"))
+                            plan.get("reference"), plan.get("pairs") or ())
         print(f"README table updated: {args.readme}")
 
 

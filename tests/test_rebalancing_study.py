@@ -51,7 +51,7 @@ def test_a_tiny_grid_runs_with_two_processes_and_reports(tmp_path):
 
 
 def test_an_arm_may_build_only_on_a_training_arm_listed_before_it(tmp_path):
-    content = {**yaml.safe_load(STUDY_FILE.read_text()), "reference": None}
+    content = {**yaml.safe_load(STUDY_FILE.read_text()), "reference": None, "pairs": None}
     content["arms"] = {"bn": {"norm": "bn"}, "bn-tau": {"tau_norm_of": "bn-crt"},
                        "bn-crt": {"init_from": "{run:bn}/last.pt", "trainable": "classifier"}}
     path = tmp_path / "bad.yaml"

@@ -48,6 +48,8 @@ def test_the_plan_pairs_every_arm_with_the_baseline_on_each_seed(tmp_path):
     ({"datasets": {"digits-lt": {"preset": "quick_digits_bn", "seeds": 2, "arms": ["bm"]}}}, "arm"),
     ({"arms": {}}, "no arms"),
     ({"colour": 1}, "unknown key"),
+    ({"pairs": [["weight-only"]]}, "two-arm lists"),
+    ({"pairs": [["weight-only", "bm"]]}, "arm of a pair"),
 ])
 def test_bad_study_files_are_one_sentence(tmp_path, changes, fragment):
     with pytest.raises(UserError, match=fragment):
@@ -128,7 +130,8 @@ def test_the_committed_readme_tables_come_from_the_committed_results():
         marker = f"<!-- study:{folder.name}:start -->"
         if marker in readme:
             spec = study.load_study(folder.name)
-            assert study.readme_block(folder.name, folder, spec.baseline, spec.reference) in readme, folder.name
+            block = study.readme_block(folder.name, folder, spec.baseline, spec.reference, spec.pairs)
+            assert block in readme, folder.name
 
 
 def test_the_mechanism_table_summarises_the_nbn_state_of_each_nbn_arm(finished, tmp_path):
@@ -146,3 +149,16 @@ def test_the_mechanism_table_summarises_the_nbn_state_of_each_nbn_arm(finished, 
     assert "digits-lt, `nbn` (2 runs): α ended between" in text and "digits-lt, `weight-only` (2 runs)" in text
     full_nbn = results.loc["nbn", "beta_cos_first_min"].min() >= notebooks.studies.FROZEN_COSINE
     assert ("never moved" in text.split("\n")[0]) == full_nbn
+
+
+def test_the_pairs_of_a_study_file_are_compared_seed_by_seed(finished, tmp_path):
+    source, out = finished
+    paired = study.load_study(write_study(tmp_path / "tiny.yaml", pairs=[["weight-only", "nbn"]]))
+    assert paired.pairs == (("weight-only", "nbn"),) and study.load_study(source).pairs == ()
+    study.write_study_report(out, tmp_path / "results", command="test")
+    results, _ = study.read_results(tmp_path / "results")
+    sentences = study.study_conclusions(results, "bn", "nbn", paired.pairs)
+    interval = study.paired_intervals(results, "digits-lt", "balanced", "nbn")["weight-only"]
+    assert sentences[-1].startswith("On digits-lt, `weight-only` − `nbn` (same seeds): balanced accuracy "
+                                    f"{interval.mean:+.1f} points")
+    assert len(sentences) == len(study.study_conclusions(results, "bn", "nbn")) + 1

@@ -26,6 +26,7 @@ class StudyView:
     header: list[str]
     baseline: str
     reference: str | None
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 def committed_results(name: str) -> Path:
@@ -67,7 +68,7 @@ def open_study(name: str = "nbn_ablation", *, rerun: bool = False, rerun_study: 
                         "rerun=True to train a small grid in this notebook")
     spec = study.load_study(chosen)
     results, per_class = study.read_results(folder)
-    return StudyView(chosen, folder, results, per_class, _header(folder), spec.baseline, spec.reference)
+    return StudyView(chosen, folder, results, per_class, _header(folder), spec.baseline, spec.reference, spec.pairs)
 
 
 def study_provenance(view: StudyView) -> Summary:
@@ -98,7 +99,7 @@ def study_answers(view: StudyView) -> Summary:
 
     if view.reference is None:
         raise UserError(f"study {view.name} names no reference arm, so there is no NBN arm to judge")
-    return Summary("\n\n".join(study.study_conclusions(view.results, view.baseline, view.reference)))
+    return Summary("\n\n".join(study.study_conclusions(view.results, view.baseline, view.reference, view.pairs)))
 
 
 def per_class_differences(view: StudyView, dataset: str, arm: str | None = None) -> pd.DataFrame:

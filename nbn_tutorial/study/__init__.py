@@ -22,12 +22,12 @@ from nbn_tutorial.study.runner import load_plan, read_rows, run_one, run_study
 from nbn_tutorial.study.spec import PlannedRun, Study, load_study, plan_study, resolve_study_path
 from nbn_tutorial.study.stats import Interval, paired_difference, t_interval
 from nbn_tutorial.study.verdicts import (baseline_answer, choices_answer, direction, feature_answer, nbn_answer,
-                                         study_conclusions)
+                                         pair_answer, study_conclusions)
 
 __all__ = [
     "Interval", "PlannedRun", "Study", "arm_intervals", "arm_table", "dataset_verdicts", "difference_sentence",
     "load_study", "paired_difference", "paired_intervals", "per_class_frame", "per_class_paired", "plan_study",
     "read_results", "read_rows", "load_plan", "resolve_study_path", "results_frame", "run_one", "run_study", "t_interval",
     "write_study_report", "readme_table", "readme_block", "update_readme", "study_conclusions", "nbn_answer",
-    "baseline_answer", "choices_answer", "feature_answer", "direction",
+    "baseline_answer", "pair_answer", "choices_answer", "feature_answer", "direction",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from nbn_tutorial.errors import UserError
@@ -36,24 +37,26 @@ def readme_table(results_dir: str | os.PathLike, baseline: str) -> str:
     return "\n".join(lines)
 
 
-def readme_conclusions(results_dir: str | os.PathLike, baseline: str, reference: str) -> str:
+def readme_conclusions(results_dir: str | os.PathLike, baseline: str, reference: str,
+                       pairs: Sequence[Sequence[str]] = ()) -> str:
     """The study's computed answers (:func:`~nbn_tutorial.study.verdicts.study_conclusions`) as a markdown list."""
     results, _ = read_results(results_dir)
-    return "\n".join(f"- {sentence}" for sentence in study_conclusions(results, baseline, reference))
+    return "\n".join(f"- {sentence}" for sentence in study_conclusions(results, baseline, reference, pairs))
 
 
-def readme_block(name: str, results_dir: str | os.PathLike, baseline: str, reference: str | None = None) -> str:
+def readme_block(name: str, results_dir: str | os.PathLike, baseline: str, reference: str | None = None,
+                 pairs: Sequence[Sequence[str]] = ()) -> str:
     """The whole marked block (markers included) for study ``name``: the table, then the answers if a reference."""
     start, end = _markers(name)
     parts = [start, readme_table(results_dir, baseline)]
     if reference is not None:
         parts += ["", "What the study says (computed from the same results):", "",
-                  readme_conclusions(results_dir, baseline, reference)]
+                  readme_conclusions(results_dir, baseline, reference, pairs)]
     return "\n".join([*parts, end])
 
 
 def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, baseline: str,
-                  reference: str | None = None) -> Path:
+                  reference: str | None = None, pairs: Sequence[Sequence[str]] = ()) -> Path:
     """Replace the marked block of study ``name`` in ``readme`` with the one computed from ``results_dir``."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
@@ -61,4 +64,4 @@ def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.Pa
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
     if not pattern.search(text):
         raise UserError(f"{path} has no block {start} ... {end}; add those two lines where the table belongs")
-    return atomic_write_text(path, pattern.sub(lambda _: readme_block(name, results_dir, baseline, reference), text))
+    return atomic_write_text(path, pattern.sub(lambda _: readme_block(name, results_dir, baseline, reference, pairs), text))

@@ -206,8 +206,8 @@ def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLik
     if reference is not None:
         from nbn_tutorial.study.verdicts import study_conclusions
 
-        lines += ["## What the study says", "", *[f"- {s}" for s in study_conclusions(results, baseline, reference)],
-                  ""]
+        answers = study_conclusions(results, baseline, reference, plan.get("pairs") or ())
+        lines += ["## What the study says", "", *[f"- {s}" for s in answers], ""]
     for dataset in results["dataset"].unique():
         lines += [f"## {dataset}", "", "Mean [95% CI] over seeds; Δ = paired difference to the baseline arm "
                   f"`{baseline}` (percentage points for accuracies).", "",

@@ -112,7 +112,7 @@ def _write_plan(out: Path, study: Study, plan: Sequence[PlannedRun], command: st
                "versions": provenance.software_versions()}
     atomic_write_json(out / PLAN_FILE, {
         "study": study.name, "source": str(study.source.resolve()), "description": study.description,
-        "baseline": study.baseline, "reference": study.reference,
+        "baseline": study.baseline, "reference": study.reference, "pairs": [list(pair) for pair in study.pairs],
         "runs": [str(run.path.relative_to(out)) for run in plan],
         "sessions": [*previous.get("sessions", []), session]})
 

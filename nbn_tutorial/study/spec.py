@@ -5,6 +5,7 @@
     description: what the study asks
     baseline: bn                       # the arm every other arm is compared with, seed by seed
     reference: nbn                     # optional: a second arm the others are also compared with
+    pairs: [[nbn-crt, bn-crt]]         # optional: more paired comparisons, first arm minus second
     seed_keys: [seed, data_seed]       # config keys that take the seed's value (default: [seed])
     arms:                              # name -> config overrides
       bn: {norm: bn}
@@ -38,7 +39,7 @@ from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import read_yaml_mapping
 from nbn_tutorial.registry import check_choice
 
-STUDY_KEYS = ("description", "baseline", "reference", "seed_keys", "arms", "datasets")
+STUDY_KEYS = ("description", "baseline", "reference", "pairs", "seed_keys", "arms", "datasets")
 POSTHOC_KEY = "tau_norm_of"          # an arm measuring another arm's run τ-normalised (no training)
 RUN_REFERENCE = re.compile(r"\{run:([^{}]+)\}")
 DATASET_KEYS = ("preset", "seeds", "set", "arms")
@@ -76,6 +77,7 @@ class Study:
     seed_keys: tuple[str, ...]
     arms: dict[str, dict[str, Any]]
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pairs: tuple[tuple[str, str], ...] = ()
 
     def arms_of(self, dataset: str) -> list[str]:
         """The arms run on ``dataset``, baseline first."""
@@ -155,7 +157,19 @@ def load_study(name_or_path: str | os.PathLike) -> Study:
         check_choice("seed key", key, ("seed", "data_seed"))
     datasets = _check_datasets(_mapping(content.get("datasets"), f"`datasets` in {source}"), arms, source)
     return Study(source.stem, source, str(content.get("description", "")).strip(), baseline, reference, seed_keys, arms,
-                 datasets)
+                 datasets, _check_pairs(content.get("pairs"), arms, source))
+
+
+def _check_pairs(pairs: Any, arms: dict[str, Any], source: Path) -> tuple[tuple[str, str], ...]:
+    """The ``pairs`` of a study file: a list of [arm, arm] (first minus second), each arm one of ``arms``."""
+    if pairs is None:
+        return ()
+    if not isinstance(pairs, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+        raise UserError(f"`pairs` in {source} must be a list of two-arm lists such as [[nbn-crt, bn-crt]], got {pairs!r}")
+    for first, second in pairs:
+        check_choice("arm of a pair", first, list(arms))
+        check_choice("arm of a pair", second, list(arms))
+    return tuple((first, second) for first, second in pairs)
 
 
 def plan_study(study: Study, out_dir: str | os.PathLike) -> list[PlannedRun]:

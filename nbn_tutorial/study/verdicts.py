@@ -7,6 +7,8 @@ includes zero is reported as "no detectable difference", never as a gain or a lo
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from nbn_tutorial.study.report import paired_intervals
@@ -92,8 +94,20 @@ def feature_answer(results: pd.DataFrame, dataset: str, baseline: str, reference
             f"{_effect(interval, unit='', digits=3)}: it {verdict} here.")
 
 
-def study_conclusions(results: pd.DataFrame, baseline: str, reference: str) -> list[str]:
-    """Per dataset, the four answers (NBN vs BN, the other arms vs BN and vs NBN, feature strength)."""
+def pair_answer(results: pd.DataFrame, dataset: str, first: str, second: str) -> str:
+    """One extra paired comparison of the study file's ``pairs``: ``first`` − ``second`` on the same seeds."""
+    balanced = paired_intervals(results, dataset, "balanced", second)[first]
+    few = paired_intervals(results, dataset, "few", second)[first]
+    said = {name: direction(interval, "a detectable gain", "a detectable loss", "no detectable difference")
+            for name, interval in (("balanced", balanced), ("few", few))}
+    return (f"On {dataset}, `{first}` − `{second}` (same seeds): balanced accuracy {_effect(balanced)}, "
+            f"{said['balanced']}; few-shot accuracy {_effect(few)}, {said['few']}.")
+
+
+def study_conclusions(results: pd.DataFrame, baseline: str, reference: str,
+                      pairs: Sequence[Sequence[str]] = ()) -> list[str]:
+    """Per dataset, the four answers (NBN vs BN, the other arms vs BN and vs NBN, feature strength), then the
+    study file's extra ``pairs``."""
     sentences = []
     for dataset in results["dataset"].unique():
         arms = set(results[results["dataset"] == dataset]["arm"])
@@ -103,4 +117,6 @@ def study_conclusions(results: pd.DataFrame, baseline: str, reference: str) -> l
                       baseline_answer(results, dataset, baseline, reference),
                       choices_answer(results, dataset, baseline, reference),
                       feature_answer(results, dataset, baseline, reference)]
+        sentences += [pair_answer(results, dataset, first, second) for first, second in pairs
+                      if {first, second} <= arms]
     return sentences
