@@ -54,7 +54,7 @@ def tiny_compound_results(tmp_path_factory) -> Path:
 
 def test_notebook_08_reads_the_study_into_tables_and_computed_sentences(tiny_compound_results, tmp_path):
     from nbn_tutorial import notebooks, study
-    from nbn_tutorial.notebooks.report import _compound_lines
+    from nbn_tutorial.notebooks.report import SAVED_SECTIONS, _saved_section
 
     view = notebooks.compound_study(tiny_compound_results)
     results = view.results.set_index("arm")
@@ -67,7 +67,8 @@ def test_notebook_08_reads_the_study_into_tables_and_computed_sentences(tiny_com
         interval = study.paired_intervals(view.results, "digits-lt", "balanced", reference)[arm]
         assert study.difference_sentence(arm, reference, "balanced", interval) in text
     notebooks.save_compound_summary(view, tmp_path)
-    report = "\n".join(_compound_lines(tmp_path))
+    heading, table_name, text_name = next(s for s in SAVED_SECTIONS if s[1] == notebooks.COMPOUND_TABLE)
+    report = "\n".join(_saved_section(tmp_path, heading, table_name, text_name))
     assert "Compound BN" in report and "cbn-dual" in report and text.strip() in report
     with pytest.raises(UserError, match="no results of the compound_bn study in"):
         notebooks.compound_study(tmp_path / "missing")

@@ -66,28 +66,21 @@ def _seed_lines(run_dir: Path) -> list[str]:
             "", seed_summary(pd.read_csv(runs)), ""]
 
 
-def _study_lines(run_dir: Path) -> list[str]:
-    table, answers = run_dir / f"{STUDY_TABLE}.md", run_dir / f"{STUDY_ANSWERS}.md"
-    if not (table.exists() and answers.exists()):
+def _saved_section(run_dir: Path, heading: str, table_name: str, text_name: str) -> list[str]:
+    """A report section from a notebook's saved table and sentences (``<name>.md`` files in the run directory)."""
+    table, text = run_dir / f"{table_name}.md", run_dir / f"{text_name}.md"
+    if not (table.exists() and text.exists()):
         return []
-    return ["## What makes NBN work (notebook 06; mean [95% CI] over seeds, Δ paired to BN)", "",
-            table.read_text(encoding="utf-8").strip(), "", answers.read_text(encoding="utf-8").strip(), ""]
+    return [f"## {heading}", "", table.read_text(encoding="utf-8").strip(), "", text.read_text(encoding="utf-8").strip(),
+            ""]
 
 
-def _compound_lines(run_dir: Path) -> list[str]:
-    table, answers = run_dir / f"{COMPOUND_TABLE}.md", run_dir / f"{COMPOUND_ANSWERS}.md"
-    if not (table.exists() and answers.exists()):
-        return []
-    return ["## BN vs NBN vs Compound BN (notebook 08; a reconstruction; mean [95% CI] over seeds, Δ paired to BN)",
-            "", table.read_text(encoding="utf-8").strip(), "", answers.read_text(encoding="utf-8").strip(), ""]
-
-
-def _rebalancing_lines(run_dir: Path) -> list[str]:
-    table, summary = run_dir / f"{REBALANCING_TABLE}.md", run_dir / f"{REBALANCING_SUMMARY}.md"
-    if not (table.exists() and summary.exists()):
-        return []
-    return ["## Re-balancing and experts (notebook 07; test accuracy, %, one seed)", "",
-            table.read_text(encoding="utf-8").strip(), "", summary.read_text(encoding="utf-8").strip(), ""]
+SAVED_SECTIONS = (   # (heading, table, sentences) of notebooks 06, 07 and 08, in report order
+    ("What makes NBN work (notebook 06; mean [95% CI] over seeds, Δ paired to BN)", STUDY_TABLE, STUDY_ANSWERS),
+    ("Re-balancing and experts (notebook 07; test accuracy, %, one seed)", REBALANCING_TABLE, REBALANCING_SUMMARY),
+    ("BN vs NBN vs Compound BN (notebook 08; a reconstruction; mean [95% CI] over seeds, Δ paired to BN)",
+     COMPOUND_TABLE, COMPOUND_ANSWERS),
+)
 
 
 def _notebook_lines(out: Path, manifest: Mapping) -> list[str]:
@@ -115,9 +108,8 @@ def build_report(out_dir: str | Path) -> Path:
     lines += _notebook_lines(out, manifest)
     lines += _results_lines(read_results(run_dir))
     lines += _seed_lines(run_dir)
-    lines += _study_lines(run_dir)
-    lines += _rebalancing_lines(run_dir)
-    lines += _compound_lines(run_dir)
+    for heading, table_name, text_name in SAVED_SECTIONS:
+        lines += _saved_section(run_dir, heading, table_name, text_name)
     lines += _figure_lines(out, run_dir)
     text = "\n".join(lines).rstrip() + "\n"
     atomic_write_text(out / "report.html", markdown_page(text, f"NBN tutorial report: {manifest['profile']}"))

@@ -64,4 +64,5 @@ def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.Pa
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
     if not pattern.search(text):
         raise UserError(f"{path} has no block {start} ... {end}; add those two lines where the table belongs")
-    return atomic_write_text(path, pattern.sub(lambda _: readme_block(name, results_dir, baseline, reference, pairs), text))
+    block = readme_block(name, results_dir, baseline, reference, pairs)
+    return atomic_write_text(path, pattern.sub(lambda _: block, text))

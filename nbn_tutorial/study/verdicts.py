@@ -46,18 +46,26 @@ def nbn_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: st
             f"{_effect(balanced)}, few-shot accuracy {_effect(few)}. So `{reference}` {said} here.")
 
 
+def _other_arms(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> list[str]:
+    """The arms of ``dataset`` besides the baseline and the reference, in study order."""
+    return [arm for arm in results[results["dataset"] == dataset]["arm"].unique() if arm not in (baseline, reference)]
+
+
+def _detectable(results: pd.DataFrame, dataset: str, arms: list[str], against: str) -> list[str]:
+    """A clause for each of ``arms`` whose balanced or few-shot accuracy differs detectably from ``against``."""
+    return [f"`{arm}` − `{against}` on {label} accuracy is {_effect(interval)}, "
+            f"{direction(interval, 'a detectable gain', 'a detectable loss')}"
+            for metric, label in (("balanced", "balanced"), ("few", "few-shot"))
+            for arm, interval in paired_intervals(results, dataset, metric, against).items()
+            if arm in arms and interval.excludes_zero]
+
+
 def choices_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> str:
     """Which other arms differ detectably from the reference arm, on balanced or few-shot accuracy."""
-    findings = []
-    for metric, label in (("balanced", "balanced"), ("few", "few-shot")):
-        for arm, interval in paired_intervals(results, dataset, metric, reference).items():
-            if arm != baseline and interval.excludes_zero:
-                findings.append(f"`{arm}` − `{reference}` on {label} accuracy is {_effect(interval)}, "
-                                f"{direction(interval, 'a detectable gain', 'a detectable loss')}")
-    others = [arm for arm in results[results["dataset"] == dataset]["arm"].unique() if arm not in (baseline,
-                                                                                                   reference)]
+    others = _other_arms(results, dataset, baseline, reference)
     if not others:
         return f"On {dataset} the study has no arm besides `{baseline}` and `{reference}`."
+    findings = _detectable(results, dataset, others, reference)
     if not findings:
         return (f"On {dataset}, none of the other arms ({', '.join(f'`{v}`' for v in others)}) differs detectably "
                 f"from `{reference}` on balanced or few-shot accuracy: at this scale the differences between them "
@@ -67,15 +75,10 @@ def choices_answer(results: pd.DataFrame, dataset: str, baseline: str, reference
 
 def baseline_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> str:
     """Which arms besides the reference differ detectably from the baseline, on balanced or few-shot accuracy."""
-    others = [arm for arm in results[results["dataset"] == dataset]["arm"].unique() if arm not in (baseline,
-                                                                                                   reference)]
-    findings = [f"`{arm}` − `{baseline}` on {label} accuracy is {_effect(interval)}, "
-                f"{direction(interval, 'a detectable gain', 'a detectable loss')}"
-                for metric, label in (("balanced", "balanced"), ("few", "few-shot"))
-                for arm, interval in paired_intervals(results, dataset, metric, baseline).items()
-                if arm in others and interval.excludes_zero]
+    others = _other_arms(results, dataset, baseline, reference)
     if not others:
         return f"On {dataset} the study has no arm besides `{baseline}` and `{reference}`."
+    findings = _detectable(results, dataset, others, baseline)
     if not findings:
         return (f"On {dataset}, none of {', '.join(f'`{v}`' for v in others)} differs detectably from `{baseline}` "
                 "on balanced or few-shot accuracy.")

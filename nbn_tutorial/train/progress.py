@@ -104,7 +104,20 @@ class TrainingProgress(BatchProgress):
         return self
 
 
-class TextProgress(TrainingProgress):
+class _EpochBar(TrainingProgress):
+    """A training progress drawn as one tqdm bar over epochs (``self.bar``, made by the subclass)."""
+
+    bar: Any
+
+    def update(self, n: int = 1) -> None:
+        super().update(n)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class TextProgress(_EpochBar):
     """Nested tqdm text bars on stderr: epochs, and the batches of the current epoch (for terminals)."""
 
     def __init__(self, header: str, total: int, initial: int = 0) -> None:
@@ -115,10 +128,6 @@ class TextProgress(TrainingProgress):
         self.bar = tqdm(total=total, initial=initial, desc="training", unit="epoch", dynamic_ncols=True,
                         file=sys.stderr)
 
-    def update(self, n: int = 1) -> None:
-        super().update(n)
-        self.bar.update(n)
-
     def set_postfix(self, refresh: bool = False, **values: Any) -> None:
         self.bar.set_postfix(refresh=refresh, **values)
 
@@ -127,9 +136,6 @@ class TextProgress(TrainingProgress):
 
         return tqdm(total=total, leave=False, desc=f"epoch {epoch + 1}", unit="batch", dynamic_ncols=True,
                     file=sys.stderr)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class _PostfixBatches(BatchProgress):
@@ -145,7 +151,7 @@ class _PostfixBatches(BatchProgress):
         self.owner.bar.set_postfix({"epoch": self.epoch + 1, "batch": f"{self.done}/{self.total}", **values})
 
 
-class WidgetProgress(TrainingProgress):
+class WidgetProgress(_EpochBar):
     """One ipywidgets bar per training call (JupyterLab), with the running batch and metrics as its postfix."""
 
     def __init__(self, header: str, total: int, initial: int = 0) -> None:
@@ -155,18 +161,11 @@ class WidgetProgress(TrainingProgress):
         print(header, file=sys.stdout)
         self.bar = tqdm(total=total, initial=initial, desc="training", unit="epoch")
 
-    def update(self, n: int = 1) -> None:
-        super().update(n)
-        self.bar.update(n)
-
     def set_postfix(self, refresh: bool = False, **values: Any) -> None:
         self.bar.set_postfix(refresh=True, **values)
 
     def batches(self, epoch: int, total: int) -> BatchProgress:
         return _PostfixBatches(self, epoch, total)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class CompactProgress(TrainingProgress):
