@@ -71,8 +71,8 @@ def _saved_section(run_dir: Path, heading: str, table_name: str, text_name: str)
     table, text = run_dir / f"{table_name}.md", run_dir / f"{text_name}.md"
     if not (table.exists() and text.exists()):
         return []
-    return [f"## {heading}", "", table.read_text(encoding="utf-8").strip(), "", text.read_text(encoding="utf-8").strip(),
-            ""]
+    return [f"## {heading}", "", table.read_text(encoding="utf-8").strip(), "",
+            text.read_text(encoding="utf-8").strip(), ""]
 
 
 SAVED_SECTIONS = (   # (heading, table, sentences) of notebooks 06, 07 and 08, in report order
