@@ -34,10 +34,10 @@ from nbn_tutorial.diagnosis.gradcam import ImageExamples, feature_map_size, grad
 from nbn_tutorial.diagnosis.outputs import ModelOutputs, collect_outputs
 from nbn_tutorial.diagnosis.parameters import (bn_channel_parameters, bn_parameter_stats, classifier_norm_table,
                                                classifier_weight_norms, gamma_vs_owner_frequency,
-                                               last_stage_output_bn)
+                                               last_stage_output_bn, representative_alpha)
 from nbn_tutorial.diagnosis.tables import (GROUP_ORDER, GROUP_TABLE_COLUMNS, accuracy_by_count, class_groups,
-                                           class_means, confusion, group_accuracy, per_class_accuracy,
-                                           per_class_table, summarize_by_group)
+                                           class_means, confusion, few_many_ratio, group_accuracy,
+                                           per_class_accuracy, per_class_table, summarize_by_group)
 
 __all__ = [
     "GROUP_ORDER", "GROUP_TABLE_COLUMNS",
@@ -45,10 +45,10 @@ __all__ = [
     "first_step_table", "summarize_dynamics",
     "ModelOutputs", "collect_outputs",
     "class_groups", "per_class_table", "class_means", "per_class_accuracy", "accuracy_by_count", "group_accuracy",
-    "summarize_by_group", "confusion",
+    "summarize_by_group", "confusion", "few_many_ratio",
     "feature_strength", "channel_owners", "class_specific_channels", "channel_summary",
     "bn_parameter_stats", "bn_channel_parameters", "last_stage_output_bn", "gamma_vs_owner_frequency",
-    "classifier_weight_norms", "classifier_norm_table",
+    "classifier_weight_norms", "classifier_norm_table", "representative_alpha",
     "ImageExamples", "pick_head_tail_examples", "grad_cam", "feature_map_size",
     "tsne_embedding", "tsne_table",
     "group_table", "stack_runs",

@@ -9,16 +9,13 @@ single-head model is its own only view. Every diagnosis function (``collect_outp
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
 from torch import nn
 
 from nbn_tutorial.diagnosis.features import feature_strength
 from nbn_tutorial.diagnosis.outputs import collect_outputs
-from nbn_tutorial.diagnosis.parameters import classifier_norm_table
-from nbn_tutorial.diagnosis.tables import group_accuracy, summarize_by_group
+from nbn_tutorial.diagnosis.parameters import classifier_norm_table, representative_alpha
+from nbn_tutorial.diagnosis.tables import few_many_ratio, group_accuracy, summarize_by_group
 
 EXPERT_COLUMNS = ("view", "balanced", "many", "medium", "few", "feature_strength_ratio", "weight_norm_ratio", "alpha")
 
@@ -29,15 +26,10 @@ def model_views(model: nn.Module) -> dict[str, nn.Module]:
     return views() if callable(views) else {"model": model}
 
 
-def _ratio(few: float, many: float) -> float:
-    return float(few / many) if math.isfinite(few) and math.isfinite(many) and many > 0 else math.nan
-
-
 def _alpha(view: nn.Module) -> float:
     from nbn_tutorial.nn import alpha_parameters
 
-    alphas = [float(alpha.detach()) for alpha in alpha_parameters(view)]
-    return alphas[0] if len(alphas) == 1 else (float(np.mean(alphas)) if alphas else math.nan)
+    return representative_alpha([float(alpha.detach()) for alpha in alpha_parameters(view)])
 
 
 def expert_table(model: nn.Module, dataset) -> pd.DataFrame:
@@ -51,6 +43,6 @@ def expert_table(model: nn.Module, dataset) -> pd.DataFrame:
         norms = summarize_by_group(classifier_norm_table(view, dataset.train_counts, dataset.shot_groups),
                                    "weight_norm")
         rows.append({"view": label, **{name: 100 * accuracy[name] for name in ("balanced", "many", "medium", "few")},
-                     "feature_strength_ratio": _ratio(strength["few"], strength["many"]),
-                     "weight_norm_ratio": _ratio(norms["few"], norms["many"]), "alpha": _alpha(view)})
+                     "feature_strength_ratio": few_many_ratio(strength["few"], strength["many"]),
+                     "weight_norm_ratio": few_many_ratio(norms["few"], norms["many"]), "alpha": _alpha(view)})
     return pd.DataFrame(rows, columns=list(EXPERT_COLUMNS))

@@ -5,6 +5,7 @@ For a plain BN layer the applied affine parameters are (γ, β); for an NBN laye
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -129,3 +130,8 @@ def classifier_weight_norms(model: nn.Module) -> np.ndarray:
 def classifier_norm_table(model: nn.Module, train_counts, groups: Mapping[str, Sequence[int]]) -> pd.DataFrame:
     """Per-class table with ``weight_norm`` (see :func:`classifier_weight_norms`)."""
     return per_class_table({"weight_norm": classifier_weight_norms(model)}, train_counts, groups)
+
+
+def representative_alpha(alphas: Sequence[float]) -> float:
+    """The α a model reports: its one α, the mean of several (RIDE: one per expert), NaN without NBN."""
+    return float(alphas[0]) if len(alphas) == 1 else (float(np.mean(alphas)) if len(alphas) else math.nan)

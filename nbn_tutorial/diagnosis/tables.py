@@ -5,6 +5,7 @@ engine also uses); this module arranges it, and other per-class quantities, into
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -85,3 +86,8 @@ def confusion(logits: np.ndarray, targets: np.ndarray, num_classes: int, normali
         return matrix
     totals = matrix.sum(axis=1, keepdims=True)
     return np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+
+
+def few_many_ratio(few: float, many: float) -> float:
+    """A few-shot quantity over its many-shot counterpart (1 = even); NaN when either is missing or many is 0."""
+    return float(few / many) if math.isfinite(few) and math.isfinite(many) and many > 0 else math.nan

@@ -8,10 +8,6 @@ from typing import Any
 import numpy as np
 
 
-def _ratio(few: float, many: float) -> float:
-    return float(few / many) if math.isfinite(few) and math.isfinite(many) and many > 0 else math.nan
-
-
 def feature_bias_measures(run_dir: str | Path) -> dict[str, float]:
     """Notebook 03's feature-bias measures of the run's last checkpoint on its test split (few/many ratios).
 
@@ -27,8 +23,9 @@ def feature_bias_measures(run_dir: str | Path) -> dict[str, float]:
     groups = test.shot_groups
     strength = diagnosis.summarize_by_group(diagnosis.feature_strength(outputs, test.train_counts, groups), "strength")
     channels = diagnosis.channel_summary(diagnosis.class_specific_channels(outputs, test.train_counts, groups), groups)
-    return {"feature_strength_ratio": _ratio(strength["few"], strength["many"]),
-            "channel_strength_ratio": _ratio(channels.loc["few", "mean_strength"], channels.loc["many", "mean_strength"])}
+    few_many = diagnosis.few_many_ratio
+    return {"feature_strength_ratio": few_many(strength["few"], strength["many"]),
+            "channel_strength_ratio": few_many(channels.loc["few", "mean_strength"], channels.loc["many", "mean_strength"])}
 
 
 def run_measures(run_dir: str | Path, tau_norm: str | float | None = None) -> dict[str, Any]:
@@ -58,7 +55,7 @@ def run_measures(run_dir: str | Path, tau_norm: str | float | None = None) -> di
         **diagnosis.compound_measures(model, test),   # CBN runs: component usage by class group
     }
     alphas = last["alpha"] if isinstance(last["alpha"], list) else []
-    row["alpha"] = alphas[0] if len(alphas) == 1 else (math.nan if not alphas else float(np.mean(alphas)))
+    row["alpha"] = diagnosis.representative_alpha(alphas)
     dynamics = diagnosis.nbn_dynamics(run_dir) if alphas else None
     if dynamics is not None and not dynamics.empty:
         final = dynamics[dynamics["epoch"] == dynamics["epoch"].max()]
