@@ -1,13 +1,23 @@
-"""Named choices: one registry type for models, norms, heads and losses, and one check for a named option."""
+"""Named choices: one registry type for models, norms, heads and losses, one check for a named option, and one
+for a count (a whole number >= 1)."""
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import numpy as np
 
 from nbn_tutorial.errors import UserError
 
 T = TypeVar("T")
+
+
+def positive_int(value: Any, what: str) -> int:
+    """``value`` as an int >= 1; a UserError naming ``what`` otherwise (bools and floats are refused)."""
+    if isinstance(value, (bool, float)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UserError(f"{what} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 def check_choice(kind: str, value: object, valid: Sequence[str], alternative: str = "") -> None:

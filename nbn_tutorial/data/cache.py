@@ -8,10 +8,10 @@ from pathlib import Path
 
 from nbn_tutorial.data.files import list_path, read_list_file
 from nbn_tutorial.data.images import UnreadableImage, image_error_text
-from nbn_tutorial.data.longtail import positive_int
 from nbn_tutorial.data.specs import DATASETS, get_spec, resolve_data_root
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_bytes, atomic_write_json, ensure_dir, read_json
+from nbn_tutorial.registry import positive_int
 
 
 CACHE_MANIFEST = "nbn_cache.json"   # the settings a cache folder was made with (refuses a mix of sizes)

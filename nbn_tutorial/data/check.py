@@ -13,9 +13,9 @@ from pathlib import Path
 from nbn_tutorial.data.files import list_path, read_list_file
 from nbn_tutorial.data.images import check_image
 from nbn_tutorial.data.imagefolder import tree_images
-from nbn_tutorial.data.longtail import positive_int
 from nbn_tutorial.data.specs import DATASETS, get_spec, resolve_data_root
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.registry import positive_int
 
 
 @dataclass(frozen=True)

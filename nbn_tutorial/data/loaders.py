@@ -14,10 +14,10 @@ import torch
 
 from nbn_tutorial.data.datasets import FileLTDataset, LTDataset, TensorLTDataset
 from nbn_tutorial.data.images import UnreadableImage, worker_sentence
-from nbn_tutorial.data.longtail import positive_int
 from nbn_tutorial.data.samplers import (DistributedOrder, EpochPermutation, SeededSamples, check_sharding,
                                         make_sampler)
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.registry import positive_int
 
 
 def augment_batch(x_uint8: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:

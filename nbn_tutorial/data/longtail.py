@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.registry import check_choice
+from nbn_tutorial.registry import check_choice, positive_int
 
 PROFILES = ("exp", "step")
 CLASS_ORDERS = ("ldam", "permuted")
@@ -20,13 +20,6 @@ SHOT_RULE_CHOICES = ("auto", *SHOT_RULES)   # auto: absolute when it fills all t
 SHOT_NAMES: tuple[str, ...] = ("many", "medium", "few")
 MANY_THRESHOLD = 100  # absolute rule (OLTR): many-shot classes have more than this many train images
 FEW_THRESHOLD = 20    # absolute rule (OLTR): few-shot classes have fewer than this many train images
-
-
-def positive_int(value: Any, what: str) -> int:
-    """``value`` as an int >= 1; a UserError naming ``what`` otherwise (bools and floats are refused)."""
-    if isinstance(value, (bool, float)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise UserError(f"{what} must be a whole number >= 1, got {value!r}")
-    return int(value)
 
 
 def parse_imbalance_factor(value: Any) -> float:

@@ -22,9 +22,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from nbn_tutorial.data.longtail import positive_int
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.registry import Registry
+from nbn_tutorial.registry import Registry, positive_int
 
 
 def check_sharding(seed: int, num_replicas: int, rank: int) -> None:

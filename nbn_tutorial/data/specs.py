@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbn_tutorial.data.longtail import CLASS_ORDERS, LongTail, parse_imbalance_factor, parse_profile, positive_int
+from nbn_tutorial.data.longtail import CLASS_ORDERS, LongTail, parse_imbalance_factor, parse_profile
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.registry import check_choice
+from nbn_tutorial.registry import check_choice, positive_int
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -40,6 +40,7 @@ from nbn_tutorial.models.outputs import training_output
 from nbn_tutorial.models.registry import register_classifier
 from nbn_tutorial.nn.heads import HEAD_REGISTRY
 from nbn_tutorial.nn.norms import NormLayer
+from nbn_tutorial.registry import positive_int
 
 RIDE_LOGIT_SCALES = {"cosine": 30.0}   # RIDE's s for its cosine classifiers; every other head keeps s = 1
 ROUTER_HIDDEN = 16                      # RIDE's expert_hidden_fc_output_dim
@@ -240,8 +241,7 @@ def _ride_outputs(options: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _check_options(num_experts: int, expert_router: bool) -> None:
-    if isinstance(num_experts, bool) or not isinstance(num_experts, int) or num_experts < 1:
-        raise UserError(f"num_experts must be a whole number >= 1, got {num_experts!r}")
+    positive_int(num_experts, "num_experts")
     if expert_router and num_experts < 2:
         raise UserError("the expert router decides whether to run the next expert, so it needs num_experts >= 2")
 

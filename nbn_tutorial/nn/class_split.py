@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.nn.compound import TINY_GROUP_RULES, ClassSplit, compound_layers
-from nbn_tutorial.registry import check_choice
+from nbn_tutorial.registry import check_choice, positive_int
 
 GROUP_BALANCES: tuple[str, ...] = ("classes", "samples")
 
@@ -85,9 +85,7 @@ def class_split(model: nn.Module, groups: Tensor, *, min_group_size: int = 4, ti
     if not layers:
         raise UserError("class-aware split normalisation needs Compound BN layers; build the model with norm='cbn'")
     check_choice("tiny-group rule", tiny_group, TINY_GROUP_RULES)
-    if isinstance(min_group_size, bool) or not isinstance(min_group_size, int) or min_group_size < 1:
-        raise UserError(f"the smallest class group to take batch statistics from must be a whole number >= 1, "
-                        f"got {min_group_size!r}")
+    positive_int(min_group_size, "the smallest class group to take batch statistics from")
     if check_groups:
         check_group_count(int(groups.max()) + 1 if groups.numel() else 0, model)
     split = ClassSplit(groups, min_group_size, tiny_group, bool(update_running), bool(normalize))

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.registry import check_choice
+from nbn_tutorial.registry import check_choice, positive_int
 
 COMPONENT_INITS: tuple[str, ...] = ("split", "perturb")
 TINY_GROUP_RULES: tuple[str, ...] = ("running", "batch")
@@ -310,8 +310,7 @@ class CompoundBatchNorm2d(nn.Module):
 def _check_options(num_features: int, num_components: int, momentum: float | None, eps: float, temperature: float,
                    init: str, init_spread: float) -> None:
     """UserErrors for options a CBN layer cannot work with."""
-    if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
-        raise UserError(f"a CBN layer needs a whole number of components >= 1, got {num_components!r}")
+    positive_int(num_components, "the number of CBN components")
     if num_features < 1:
         raise UserError(f"a CBN layer needs at least one channel, got {num_features}")
     if momentum is not None and not 0 < momentum <= 1:

@@ -17,6 +17,7 @@ from typing import Any
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_json, ensure_dir, read_json
+from nbn_tutorial.registry import positive_int
 from nbn_tutorial.study.spec import ROW_FILE, PlannedRun, Study, load_study, plan_study
 
 PLAN_FILE = "study.json"
@@ -120,8 +121,7 @@ def _write_plan(out: Path, study: Study, plan: Sequence[PlannedRun], command: st
 def run_study(study: str | os.PathLike | Study, out_dir: str | os.PathLike, *, jobs: int = 1,
               progress: bool = True, command: str | None = None) -> Path:
     """Run every planned run of ``study`` into ``out_dir`` (skipping measured ones); returns ``out_dir``."""
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    positive_int(jobs, "jobs")
     study = study if isinstance(study, Study) else load_study(study)
     out = ensure_dir(out_dir)
     plan = plan_study(study, out)
