@@ -135,8 +135,9 @@ def test_a_component_missing_from_a_batch_keeps_its_parameters():
 
 
 def test_bad_layer_options_are_user_errors():
-    for options, fragment in (({"num_components": 0}, "the number of CBN components must be a whole number >= 1"), ({"temperature": 0.0}, "temperature"),
-                              ({"momentum": 1.5}, "momentum"), ({"init": "kmeans"}, "unknown CBN init")):
+    for options, fragment in (({"num_components": 0}, "the number of CBN components must be a whole number >= 1"),
+                              ({"temperature": 0.0}, "temperature"), ({"momentum": 1.5}, "momentum"),
+                              ({"init": "kmeans"}, "unknown CBN init")):
         with pytest.raises(UserError, match=fragment):
             CompoundBatchNorm2d(4, **options)
 
