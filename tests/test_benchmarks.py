@@ -135,3 +135,13 @@ def test_tree_memory_sampler_sees_a_grandchild_allocation():
     assert result.samples >= 5
     assert 300 * 2**20 <= result.peak_bytes < 2 * 2**30
     assert result.wall_s >= 2
+
+
+def test_the_bf16_parity_check_reads_the_committed_parity_study():
+    from bf16_parity import parity_lines
+
+    folder = BENCHMARKS / "results" / "bf16_parity"
+    lines, passed = parity_lines(folder)
+    assert (folder / "parity.txt").read_text().splitlines() == lines, "parity.txt is what the script prints"
+    assert passed == lines[-1].startswith("PARITY passed")
+    assert sum(line.startswith("RATIO") for line in lines) == 2
