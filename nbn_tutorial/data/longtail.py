@@ -120,13 +120,17 @@ class LongTail:
     imbalance_factor: float
     profile: str = "exp"
     class_order: str = "ldam"
-    max_per_class: int | None = None  # the head class's size; None: the most every class can supply
+    max_per_class: int | None = None  # the head class's size; None: default_head, else the most every class can supply
+    default_head: int | None = None   # the dataset's default head size (capped at the supply when it is smaller)
 
     def class_counts(self, available, seed: int) -> np.ndarray:
         """Per-class training counts [C] for a balanced set with ``available`` images per class."""
         available = np.asarray(available, dtype=np.int64)
         supply = int(available.min())
-        head = supply if self.max_per_class is None else positive_int(self.max_per_class, "max_per_class")
+        if self.max_per_class is None:
+            head = supply if self.default_head is None else min(self.default_head, supply)
+        else:
+            head = positive_int(self.max_per_class, "max_per_class")
         if head > supply:
             raise UserError(f"max_per_class {head} exceeds the {supply} training images of the smallest class; "
                             f"use max_per_class <= {supply} (or null for {supply})")
@@ -149,16 +153,21 @@ class LongTail:
         parts = [f"profile {self.profile}", f"imbalance factor {self.imbalance_factor:g}"]
         if self.class_order != "ldam":
             parts.append(f"class order {self.class_order}")
-        if self.max_per_class is not None:
-            parts.append(f"largest class {self.max_per_class}")
+        if self.head is not None:
+            parts.append(f"largest class {self.head}")
         return ", ".join(parts)
+
+    @property
+    def head(self) -> int | None:
+        """The head size asked for (explicitly or by the dataset's default); None: the smallest class's supply."""
+        return self.max_per_class if self.max_per_class is not None else self.default_head
 
     def file_tag(self) -> str:
         """A file-name-safe tag of the recipe, e.g. ``IF100_exp`` or ``IF100_exp_permuted_max500``."""
         tag = f"IF{self.imbalance_factor:g}_{self.profile}"
         if self.class_order != "ldam":
             tag += f"_{self.class_order}"
-        return tag + (f"_max{self.max_per_class}" if self.max_per_class is not None else "")
+        return tag + (f"_max{self.head}" if self.head is not None else "")
 
 
 def shot_groups(train_counts, many: int = MANY_THRESHOLD, few: int = FEW_THRESHOLD,

@@ -123,11 +123,9 @@ def longtail_options(spec: DatasetSpec, imbalance_factor=None, profile=None, cla
     check_choice("class order", class_order, CLASS_ORDERS)
     if max_per_class is not None:
         positive_int(max_per_class, "max_per_class")
-    else:
-        max_per_class = spec.default_max_per_class
     factor = parse_imbalance_factor(spec.default_imbalance_factor if imbalance_factor is None else imbalance_factor)
     return LongTail(factor, parse_profile(spec.default_profile if profile is None else profile), class_order,
-                    max_per_class)
+                    max_per_class, spec.default_max_per_class)
 
 
 def resolve_val_per_class(spec: DatasetSpec, val_per_class: int | None) -> int:
