@@ -55,14 +55,35 @@ def readme_block(name: str, results_dir: str | os.PathLike, baseline: str, refer
     return "\n".join([*parts, end])
 
 
-def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, baseline: str,
-                  reference: str | None = None, pairs: Sequence[Sequence[str]] = ()) -> Path:
-    """Replace the marked block of study ``name`` in ``readme`` with the one computed from ``results_dir``."""
-    path = Path(readme)
-    text = path.read_text(encoding="utf-8")
+def _readme_text(path: Path, name: str) -> tuple[str, re.Pattern]:
+    """The README's text and the pattern of study ``name``'s marked block; UserErrors for a missing or unreadable
+    file and for a README without the block."""
+    if path.is_dir():
+        raise UserError(f"README {str(path)!r} is a folder; give the README file that holds the study's table")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"README {str(path)!r} does not exist; give the README file that holds the study's table")\
+            from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read README {str(path)!r} ({getattr(error, 'strerror', None) or error})") from None
     start, end = _markers(name)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
     if not pattern.search(text):
         raise UserError(f"{path} has no block {start} ... {end}; add those two lines where the table belongs")
+    return text, pattern
+
+
+def check_readme(readme: str | os.PathLike, name: str) -> None:
+    """A UserError unless ``readme`` can be read and holds study ``name``'s marked block (checked before a report
+    is written, so a bad --readme changes nothing)."""
+    _readme_text(Path(readme), name)
+
+
+def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, baseline: str,
+                  reference: str | None = None, pairs: Sequence[Sequence[str]] = ()) -> Path:
+    """Replace the marked block of study ``name`` in ``readme`` with the one computed from ``results_dir``."""
+    path = Path(readme)
+    text, pattern = _readme_text(path, name)
     block = readme_block(name, results_dir, baseline, reference, pairs)
     return atomic_write_text(path, pattern.sub(lambda _: block, text))

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from nbn_tutorial.fileio import atomic_write_text, ensure_dir
-from nbn_tutorial.study.runner import load_plan, read_rows
+from nbn_tutorial.study.runner import read_rows, report_plan
 from nbn_tutorial.study.stats import METHOD, Interval, paired_difference, t_interval
 
 ACCURACIES = {"overall": "test_acc", "balanced": "balanced_acc", "many": "many_acc", "medium": "medium_acc",
@@ -188,13 +188,13 @@ def _header(plan: dict[str, Any], report_command: str, markdown: bool) -> list[s
 
 
 def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLike | None = None,
-                       command: str | None = None) -> Path:
+                       command: str | None = None, allow_incomplete: bool = False) -> Path:
     """Write results.csv, per_class.csv and summary.md for the study in ``out_dir``; returns summary.md."""
     from nbn_tutorial import provenance
 
     out = Path(out_dir)
     rows = read_rows(out)
-    plan = load_plan(out)
+    plan = report_plan(out, allow_incomplete)   # refuses runs without a result unless allowed; says what is missing
     target = ensure_dir(results_dir if results_dir is not None else out)
     command = command or provenance.command_line()
     results, per_class = results_frame(rows), per_class_frame(rows)
