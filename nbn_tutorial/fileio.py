@@ -48,7 +48,7 @@ def check_utf8_path(path: str | os.PathLike, what: str) -> None:
         os.fsencode(path).decode("utf-8")
     except UnicodeDecodeError:
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")
-        raise UserError(f"{what} {shown!r} is not valid UTF-8 text; rename it (or choose a name) in UTF-8") from None
+        raise UserError(f"{what} '{shown}' is not valid UTF-8 text; rename it (or choose a name) in UTF-8") from None
 
 
 def leftover_temp_files(folder: str | os.PathLike) -> list[Path]:

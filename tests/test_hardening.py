@@ -323,10 +323,15 @@ def test_rerunning_one_notebook_merges_into_the_manifest(two_notebooks, tmp_path
     assert manifest["notebooks"] == ["01_first.ipynb", "02_second.ipynb"]
     assert set(manifest["seconds"]) == {"01_first.ipynb", "02_second.ipynb"}
     assert "02_second.ipynb" in runner.build_report(out).read_text()
-    runner.run_sequence(params_file=_params(tmp_path, size=4), out_dir=out, only=["01"], notebook_dir=two_notebooks,
-                        progress=False)   # other parameters: the earlier notebooks no longer belong to it
+    other = _params(tmp_path, size=4)
+    with pytest.raises(UserError, match=r"other parameters \(size: 3 -> 4\).*--overwrite"):   # never mixed into it
+        runner.run_sequence(params_file=other, out_dir=out, only=["01"], notebook_dir=two_notebooks, progress=False)
+    assert json.loads((out / runner.MANIFEST_FILE).read_text())["parameters"] == {"size": 3}
+    runner.run_sequence(params_file=other, out_dir=out, only=["01"], notebook_dir=two_notebooks, progress=False,
+                        overwrite=True)   # a fresh sequence: the earlier notebooks and report no longer belong to it
     assert json.loads((out / runner.MANIFEST_FILE).read_text())["notebooks"] == ["01_first.ipynb"]
-    assert "other parameters" in capsys.readouterr().err
+    assert not (out / "02_second.ipynb").exists() and "size=4" in (out / "report.md").read_text()
+    assert "overwrite: removed the previous sequence" in capsys.readouterr().err
 
 
 def test_report_of_a_failed_sequence_exits_2_with_one_sentence(two_notebooks, tmp_path):

@@ -168,8 +168,8 @@ def execute_sequence(parameters: Mapping[str, Any], notebooks: Sequence[Path], o
     shares = shares_with_run_dir(parameters, notebooks, run_dir)
     check_training_configs(shares)
     with folder_lock(out, "notebook output folder"):
-        manifest = _open_manifest(out, label, parameters, run_dir, notebooks, overwrite, fresh_hint)
         report = report or any((out / name).exists() for name in REPORT_FILES)
+        manifest = _open_manifest(out, label, parameters, run_dir, notebooks, overwrite, fresh_hint)
         ensure_dir(run_dir)
         for position, path in enumerate(notebooks, start=1):
             if progress:
