@@ -92,6 +92,19 @@ def test_stage2_refuses_another_training_set_unless_allowed(trained, tmp_path):
     assert same.returncode == 0, same.stderr
 
 
+def test_resuming_on_another_training_set_is_refused(tmp_path):
+    tree = named_tree(tmp_path / "tree", CLASSES[:3], per_class=8)
+    args = ["train", "--config", str(tree_preset(tmp_path)), "--data-root", str(tree), "--set", "epochs=2",
+            "--out", str(tmp_path / "run"), "--no-progress"]
+    first = run_cli(*args, "--set", "stop_after_epochs=1")
+    assert first.returncode == 0, first.stderr
+    (train_list,) = (tree / data.LIST_FOLDER).glob("*_train.txt")
+    train_list.write_text("".join(train_list.read_text().splitlines(keepends=True)[:-1]))   # one image fewer
+    line = error_line(run_cli(*args, "--resume"))
+    assert "was trained on another training set" in line and "resume it on the data it started on" in line
+    assert list(train.read_metrics(tmp_path / "run").epoch) == [1]
+
+
 # ---------------------------------------------------------------------------------------------------
 # List files: labels in range, an empty train list
 # ---------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ the data they are given, so a model is never scored against, or fine-tuned on, c
 labels mean something else for (a tree whose class 0 is another class, another class count), and a
 stage-2 run re-balances exactly the stage-1 training set. A deliberate transfer passes with the config
 key ``allow_other_data`` (``evaluate --allow-other-data``). Checkpoints of older versions record
-nothing and are not checked.
+nothing and are not checked. A resumed run must continue on the training set it started on.
 """
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ import numpy as np
 from nbn_tutorial.errors import UserError
 
 TRAIN_OVERRIDE = "set allow_other_data=true for a deliberate transfer"
-EVALUATE_OVERRIDE = "pass --allow-other-data for a deliberate transfer"
+EVALUATE_OVERRIDE = ("use data with the classes it was trained on, or pass --allow-other-data for a deliberate "
+                     "transfer")
+STAGE2_REMEDY = f"stage 2 re-balances the stage-1 training set, so use that data, or {TRAIN_OVERRIDE}"
+RESUME_REMEDY = "resume it on the data it started on, or train a new run into another --out"
 
 
 def fingerprint(dataset: Any) -> str:
@@ -31,7 +34,7 @@ def fingerprint(dataset: Any) -> str:
         for path, _ in samples:
             digest.update(Path(path).relative_to(root).as_posix().encode("utf-8", "surrogateescape") + b"\n")
     else:
-        digest.update(np.ascontiguousarray(dataset.images.numpy()).tobytes())
+        digest.update(np.ascontiguousarray(dataset.images.cpu().numpy()).tobytes())
     return digest.hexdigest()[:12]
 
 
@@ -56,14 +59,14 @@ def check_classes(state: dict, classes: list[str], what: str, override: str) -> 
     difference = _class_difference(list(recorded), list(classes)) if recorded is not None else None
     if difference:
         raise UserError(f"{what} was trained on other classes ({difference}), so its labels would mean other "
-                        f"classes here; use data with the classes it was trained on, or {override}")
+                        f"classes here; {override}")
 
 
-def check_training_set(state: dict, identity: dict[str, Any], what: str) -> None:
-    """A UserError when the checkpoint ``state`` was trained on another training set than ``identity``'s."""
-    check_classes(state, identity["classes"], what, TRAIN_OVERRIDE)
+def check_training_set(state: dict, identity: dict[str, Any], what: str, remedy: str = STAGE2_REMEDY) -> None:
+    """A UserError ending in ``remedy`` when the checkpoint ``state`` was trained on other classes or another
+    training set than ``identity``'s."""
+    check_classes(state, identity["classes"], what, remedy)
     recorded = (state.get("data") or {}).get("train_fingerprint")
     if recorded is not None and recorded != identity["train_fingerprint"]:
-        raise UserError(f"{what} was trained on another training set (fingerprint {recorded}, this run's "
-                        f"{identity['train_fingerprint']}: the list files or images changed); stage 2 re-balances the "
-                        f"stage-1 training set, so use that data, or {TRAIN_OVERRIDE}")
+        raise UserError(f"{what} was trained on another training set (fingerprint {recorded}, this data's "
+                        f"{identity['train_fingerprint']}: the list files or images changed); {remedy}")

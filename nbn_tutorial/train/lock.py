@@ -96,8 +96,10 @@ def _remove_if_empty(created: list[Path]) -> None:
     for path in reversed(created):
         try:
             path.rmdir()
+        except FileNotFoundError:
+            continue   # its creation failed
         except OSError:
-            break
+            break      # not empty: the run wrote something there
 
 
 def _release(fd: int, folder: Path, created: list[Path]) -> None:
@@ -119,12 +121,12 @@ def folder_lock(folder: str | os.PathLike, what: str = "run folder") -> Iterator
             _HELD[key] -= 1
         return
     created = _missing_folders(folder)
-    for path in created:
-        try:
-            path.mkdir()
-        except OSError as error:
-            raise write_error(path, error) from None
     try:
+        for path in created:
+            try:
+                path.mkdir()
+            except OSError as error:
+                raise write_error(path, error) from None
         fd = _acquire(folder, what)
     except BaseException:
         _remove_if_empty(created)

@@ -26,7 +26,7 @@ from nbn_tutorial.train.data_paths import resolve_run_paths
 from nbn_tutorial.train.evaluation import count_metrics, evaluate_model
 from nbn_tutorial.train.guards import (bad_loss_error, check_finite_model, config_notes, kept_text, loss_ok,
                                        print_notes, record_skipped)
-from nbn_tutorial.train.identity import data_identity
+from nbn_tutorial.train.identity import RESUME_REMEDY, check_training_set, data_identity
 from nbn_tutorial.train.lock import folder_lock
 from nbn_tutorial.train.metric_files import (METRIC_COLUMNS, append_metric_row, format_metrics, read_metric_rows,
                                              truncate_metrics)
@@ -152,7 +152,9 @@ class Trainer:
         }
 
     def restore(self, state: dict) -> None:
-        """Continue from a checkpoint: weights, optimizer, scaler, best so far and random states."""
+        """Continue from a checkpoint (of the same training set): weights, optimizer, scaler, best so far and
+        random states."""
+        check_training_set(state, self.data, f"the run in {self.run_dir}", RESUME_REMEDY)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state["scaler"]:
