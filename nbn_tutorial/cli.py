@@ -30,7 +30,7 @@ def _data_stats(args: argparse.Namespace) -> None:
     print(data.format_dataset_stats(args.name, root=args.data_root, imbalance_factor=args.imbalance_factor,
                                     profile=args.profile, seed=args.seed, list_dir=args.list_dir,
                                     class_order=args.class_order, max_per_class=args.max_per_class,
-                                    shot_rule=args.shot_rule))
+                                    shot_rule=args.shot_rule, val_per_class=args.val_per_class))
 
 
 def _data_check(args: argparse.Namespace) -> None:
@@ -72,7 +72,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     metrics = train.evaluate_checkpoint(args.checkpoint, split=args.split, device=args.device,
                                         data_root=args.data_root, list_dir=args.list_dir,
                                         skip_bad_images=args.skip_bad_images, tau_norm=args.tau_norm,
-                                        allow_other_data=args.allow_other_data)
+                                        tau_split=args.tau_split, allow_other_data=args.allow_other_data)
     print(train.format_metrics(metrics))
     if args.tau_norm is not None:
         print(f"τ-normalisation: {metrics['tau_note']}")
@@ -163,23 +163,34 @@ def _notebooks_copy(args: argparse.Namespace) -> None:
 def _study_run(args: argparse.Namespace) -> None:
     from nbn_tutorial import provenance, study
 
+    arms, datasets = (None if value is None else [name.strip() for name in value.split(",") if name.strip()]
+                      for value in (args.arms, args.datasets))
     out = study.run_study(args.study, args.out, jobs=args.jobs, progress=not args.quiet,
-                          command=provenance.command_line())
+                          command=provenance.command_line(), arms=arms, datasets=datasets)
     print(f"study runs: {out} (next: nbn-tutorial study report {out})")
 
 
 def _study_report(args: argparse.Namespace) -> None:
     from nbn_tutorial import provenance, study
 
-    plan = study.load_plan(args.dir)
-    if args.readme is not None:   # before anything is written: a bad --readme changes nothing
-        study.check_readme(args.readme, plan["study"])
-    summary = study.write_study_report(args.dir, args.out, command=provenance.command_line(),
-                                       allow_incomplete=args.allow_incomplete)
+    command = provenance.command_line()
+    if study.is_results_folder(args.dir):
+        if args.out is not None or args.update or args.allow_incomplete:
+            raise UserError(f"{args.dir} holds committed results (results.csv, no study.json): it is rebuilt in "
+                            "place, so leave --out, --update and --allow-incomplete out")
+        if args.readme is not None:   # before anything is written: a bad --readme changes nothing
+            study.check_readme(args.readme)
+        summary = study.rebuild_study_report(args.dir, command=command, study_name=args.study)
+    else:
+        if args.readme is not None:
+            study.check_readme(args.readme, study.load_plan(args.dir)["study"])
+        summary = study.write_study_report(args.dir, args.out, command=command, update=args.update,
+                                           allow_incomplete=args.allow_incomplete)
     print(f"study report: {summary}")
     if args.readme is not None:
-        study.update_readme(args.readme, plan["study"], summary.parent, plan["baseline"],
-                            plan.get("reference"), plan.get("pairs") or ())
+        name = summary.read_text(encoding="utf-8").splitlines()[0].split("`")[1]
+        _, design = study.load_design(name)
+        study.update_readme(args.readme, name, summary.parent, design)
         print(f"README table updated: {args.readme}")
 
 
@@ -202,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--class-order", default="ldam",
                        help="which class gets which count: ldam (class i the i-th largest) or permuted (seeded)")
     stats.add_argument("--max-per-class", type=int, default=None,
-                       help="size of the largest class (default: the most every class can supply)")
+                       help="size of the largest class (default: the dataset's; see the config key max_per_class)")
+    stats.add_argument("--val-per-class", type=int, default=None,
+                       help="held-out val images per class of an in-memory dataset (default: the dataset's; 0: none)")
     stats.add_argument("--list-dir", default=None, help="folder of the official list files (list datasets)")
     stats.add_argument("--shot-rule", default=None, help="many/medium/few rule: auto, absolute or rank "
                                                          "(default: the dataset's)")
@@ -243,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="leave unreadable images out (and say how many) instead of stopping")
     evaluate.add_argument("--tau-norm", default=None, metavar="auto|TAU",
                           help="τ-normalise the classifier first: a τ, or auto to search τ in 0..2 by balanced "
-                               "accuracy on the val split (on test when the dataset has none, and then says so)")
+                               "accuracy on the val split")
+    evaluate.add_argument("--tau-split", default="val", choices=("val", "test"),
+                          help="where --tau-norm auto searches τ: val (default) or test (optimistic, and said so)")
     evaluate.add_argument("--allow-other-data", action="store_true",
                           help="evaluate on data whose classes differ from the checkpoint's (a deliberate transfer; "
                                "label i is scored as the checkpoint's class i)")
@@ -285,10 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     study_run.add_argument("--out", required=True, help="folder of the study's run directories")
     study_run.add_argument("--jobs", type=int, default=1, help="training processes at once (default 1)")
     study_run.add_argument("--quiet", action="store_true", help="no progress lines")
+    study_run.add_argument("--arms", default=None, metavar="ARM,ARM",
+                           help="run only these arms' runs now (the others wait for a later call), e.g. bn,nbn")
+    study_run.add_argument("--datasets", default=None, metavar="NAME,NAME",
+                           help="run only the runs of these datasets of the study now")
     study_run.set_defaults(handler=_study_run)
     study_report = study_commands.add_parser("report", help="write results.csv, per_class.csv and summary.md")
-    study_report.add_argument("dir", help="the --out folder of `study run`")
+    study_report.add_argument("dir", help="the --out folder of `study run`, or a results folder to rebuild from its "
+                                          "committed tables (e.g. studies/results/nbn_ablation)")
     study_report.add_argument("--out", default=None, help="where to write the report (default: the study folder)")
+    study_report.add_argument("--update", action="store_true",
+                              help="keep the rows of the report already in --out for runs this folder does not hold")
+    study_report.add_argument("--study", default=None, help="the study's name when a results folder's header lacks it")
     study_report.add_argument("--readme", default=None,
                               help="also rewrite this README's <!-- study:NAME:start/end --> table from the report")
     study_report.add_argument("--allow-incomplete", action="store_true",

@@ -95,14 +95,14 @@ def test_the_report_has_paired_intervals_computed_from_the_runs(finished, tmp_pa
     assert interval.mean == pytest.approx(differences.mean())
     assert (interval.low, interval.high) == pytest.approx((differences.mean() - half, differences.mean() + half))
     text = summary.read_text()
-    assert "95% CI" in text and "paired" in text and "weight-only − nbn" in text
+    assert "95% CI" in text and "paired" in text and "`weight-only` − `nbn`" in text and "p (Holm)" in text
+    contrasts = study.read_table(tmp_path / "results", "contrasts")
+    row = contrasts[(contrasts["arm"] == "nbn") & (contrasts["against"] == "bn") & (contrasts["metric"] == "balanced")]
+    assert row["mean"].iloc[0] == pytest.approx(differences.mean())
+    assert row["p"].iloc[0] == pytest.approx(stats.ttest_rel(nbn.to_numpy(), bn.to_numpy()).pvalue)
 
 
-def test_intervals_say_what_they_allow():
-    positive = study.Interval(2.0, 0.5, 3.5, 10)
-    unclear = study.Interval(0.4, -0.3, 1.1, 10)
-    assert "excludes zero" in study.difference_sentence("nbn", "bn", "balanced", positive)
-    assert "no detectable difference" in study.difference_sentence("nbn", "bn", "balanced", unclear)
+def test_intervals_need_two_seeds():
     assert study.t_interval([1.0]).n == 1 and math.isnan(study.t_interval([1.0]).low)
     assert study.paired_difference({0: 1.0, 1: 2.0, 5: 9.0}, {0: 0.5, 1: 1.0}).n == 2
 
@@ -117,8 +117,9 @@ def test_the_readme_block_is_rewritten_from_the_report(finished, tmp_path):
     assert result.returncode == 0, result.stderr
     text = readme.read_text()
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
-    assert study.readme_block("tiny", tmp_path / "results", "bn", "nbn") in text
-    assert "| digits-lt | `nbn` | 2 |" in text and "- On digits-lt (2 seeds), `nbn` − `bn`: balanced accuracy" in text
+    _, design = study.load_design("tiny", str(finished[0]))
+    assert study.readme_block("tiny", tmp_path / "results", design) in text
+    assert "| digits-lt | `nbn` | 2 |" in text and "contrasts.csv" in text and "Holm" in text
 
 
 def test_the_committed_readme_tables_come_from_the_committed_results():
@@ -129,9 +130,8 @@ def test_the_committed_readme_tables_come_from_the_committed_results():
     for folder in sorted((root / "studies" / "results").glob("*")):
         marker = f"<!-- study:{folder.name}:start -->"
         if marker in readme:
-            spec = study.load_study(folder.name)
-            block = study.readme_block(folder.name, folder, spec.baseline, spec.reference, spec.pairs)
-            assert block in readme, folder.name
+            _, design = study.load_design(folder.name)
+            assert study.readme_block(folder.name, folder, design) in readme, folder.name
 
 
 def test_the_mechanism_table_summarises_the_nbn_state_of_each_nbn_arm(finished, tmp_path):
@@ -156,9 +156,13 @@ def test_the_pairs_of_a_study_file_are_compared_seed_by_seed(finished, tmp_path)
     paired = study.load_study(write_study(tmp_path / "tiny.yaml", pairs=[["weight-only", "nbn"]]))
     assert paired.pairs == (("weight-only", "nbn"),) and study.load_study(source).pairs == ()
     study.write_study_report(out, tmp_path / "results", command="test")
-    results, _ = study.read_results(tmp_path / "results")
-    sentences = study.study_conclusions(results, "bn", "nbn", paired.pairs)
+    results = study.read_table(tmp_path / "results", "results")
+    dynamics = study.read_table(tmp_path / "results", "dynamics")
+    with_pairs = study.Design.of(paired)
+    sentences = study.study_conclusions(results, study.contrast_table(results, with_pairs), dynamics, with_pairs)
     interval = study.paired_intervals(results, "digits-lt", "balanced", "nbn")["weight-only"]
     assert sentences[-1].startswith("On digits-lt, `weight-only` − `nbn` (same seeds): balanced accuracy "
                                     f"{interval.mean:+.1f} points")
-    assert len(sentences) == len(study.study_conclusions(results, "bn", "nbn")) + 1
+    plain = study.Design.of(study.load_study(source))
+    assert len(sentences) == len(study.study_conclusions(results, study.contrast_table(results, plain), dynamics,
+                                                         plain)) + 1

@@ -21,24 +21,25 @@ from nbn_tutorial.data.images import UnreadableImage, check_image, read_rgb
 from nbn_tutorial.data.loaders import FileLoader, TensorLoader, augment_batch, make_loader
 from nbn_tutorial.data.longtail import (CLASS_ORDERS, FEW_THRESHOLD, MANY_THRESHOLD, PROFILES, SHOT_NAMES,
                                         SHOT_RULE_CHOICES, SHOT_RULES, LongTail, longtail_counts, order_counts,
-                                        parse_imbalance_factor, parse_profile, resolve_shot_rule, select_longtail,
+                                        parse_imbalance_factor, parse_profile, resolve_shot_rule, select_held_out,
+                                        select_longtail,
                                         shot_groups, shot_rule_text)
 from nbn_tutorial.data.samplers import (SAMPLER_REGISTRY, SAMPLERS, ClassAwareSampler, DistributedOrder,
                                         EpochPermutation, EpochSampler, SeededSamples, epoch_generator, make_sampler,
                                         register_sampler)
 from nbn_tutorial.data.specs import (DATASETS, IMAGENET_MEAN, IMAGENET_STD, INAT_LISTS, OLTR_LISTS, DatasetSpec,
-                                     get_spec, resolve_data_root, spec_with_options)
+                                     get_spec, resolve_data_root, resolve_val_per_class, spec_with_options)
 from nbn_tutorial.data.tables import format_dataset_list, format_dataset_stats
 from nbn_tutorial.data.tensor_sources import DEBIAN_FASHION_MNIST, DIGITS_TEST_PER_CLASS, FASHION_MNIST_FILES
 
 __all__ = [
     # long-tailed counts, selection and shot groups
     "PROFILES", "CLASS_ORDERS", "SHOT_RULES", "SHOT_NAMES", "MANY_THRESHOLD", "FEW_THRESHOLD", "LongTail",
-    "parse_imbalance_factor", "parse_profile", "longtail_counts", "order_counts", "select_longtail", "shot_groups",
+    "parse_imbalance_factor", "parse_profile", "longtail_counts", "order_counts", "select_longtail", "select_held_out", "shot_groups",
     "shot_rule_text", "SHOT_RULE_CHOICES", "resolve_shot_rule",
     # registry
     "DatasetSpec", "DATASETS", "get_spec", "resolve_data_root", "IMAGENET_MEAN", "IMAGENET_STD", "OLTR_LISTS",
-    "INAT_LISTS", "spec_with_options",
+    "INAT_LISTS", "spec_with_options", "resolve_val_per_class",
     # datasets
     "LTDataset", "TensorLTDataset", "FileLTDataset", "file_transform", "build_dataset",
     "DEBIAN_FASHION_MNIST", "FASHION_MNIST_FILES", "DIGITS_TEST_PER_CLASS", "read_list_file", "LIST_FOLDER",

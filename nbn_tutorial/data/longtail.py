@@ -61,20 +61,43 @@ def longtail_counts(num_classes: int, max_per_class: int, imbalance_factor: floa
     return counts
 
 
-def select_longtail(targets, counts, seed: int = 0) -> np.ndarray:
-    """Indices of the long-tailed subset, selected exactly like LDAM-DRW's IMBALANCECIFAR (seeded once)."""
+def _shuffled_members(targets, num_classes: int, seed: int) -> list[np.ndarray]:
+    """Each class's indices in LDAM-DRW's seeded order (one RandomState, classes shuffled in label order)."""
     targets = np.asarray(targets)
     if targets.ndim != 1:
         raise ValueError(f"targets must be one-dimensional, got shape {targets.shape}")
-    if targets.size and (targets.min() < 0 or targets.max() >= len(counts)):
-        raise ValueError(f"labels must lie in 0..{len(counts) - 1} to match {len(counts)} counts")
+    if targets.size and (targets.min() < 0 or targets.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1} to match {num_classes} counts")
     rng = np.random.RandomState(seed)  # the same stream as np.random.seed(seed), without global state
-    selected = []
-    for label, count in enumerate(counts):
+    members = []
+    for label in range(num_classes):
         indices = np.where(targets == label)[0]
         rng.shuffle(indices)
-        selected.append(indices[:count])
-    return np.concatenate(selected).astype(np.int64) if selected else np.zeros(0, np.int64)
+        members.append(indices)
+    return members
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def select_longtail(targets, counts, seed: int = 0) -> np.ndarray:
+    """Indices of the long-tailed subset, selected exactly like LDAM-DRW's IMBALANCECIFAR (seeded once)."""
+    members = _shuffled_members(targets, len(counts), seed)
+    return _concat([indices[:count] for indices, count in zip(members, counts)])
+
+
+def select_held_out(targets, counts, per_class: int, seed: int = 0) -> np.ndarray:
+    """Indices of a class-balanced held-out split drawn from the images the long-tailed subset leaves unused.
+
+    The same seeded order as :func:`select_longtail`: class c's training images are the first ``counts[c]``
+    of its shuffled indices and its held-out images the next ``per_class`` (fewer when fewer are left), so
+    the two are disjoint by construction and adding this split changes no training subset.
+    """
+    if per_class < 0:
+        raise ValueError(f"per_class must be >= 0, got {per_class}")
+    members = _shuffled_members(targets, len(counts), seed)
+    return _concat([indices[count:count + per_class] for indices, count in zip(members, counts)])
 
 
 def order_counts(counts, class_order: str, seed: int) -> np.ndarray:
@@ -114,6 +137,12 @@ class LongTail:
         """Indices of the long-tailed subset of ``targets`` (LDAM-DRW's seeded selection)."""
         targets = np.asarray(targets, dtype=np.int64)
         return select_longtail(targets, self.class_counts(np.bincount(targets, minlength=num_classes), seed), seed)
+
+    def held_out(self, targets, num_classes: int, seed: int, per_class: int) -> np.ndarray:
+        """Indices of up to ``per_class`` images per class that the long-tailed subset leaves unused (a val split)."""
+        targets = np.asarray(targets, dtype=np.int64)
+        counts = self.class_counts(np.bincount(targets, minlength=num_classes), seed)
+        return select_held_out(targets, counts, per_class, seed)
 
     def describe(self) -> str:
         """``profile exp, imbalance factor 100`` plus the class order and head size when not the defaults."""

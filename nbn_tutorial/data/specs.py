@@ -43,30 +43,45 @@ class DatasetSpec:
     balanced_train_per_class: int | None = None  # full (balanced) train set size per class, when known
     test_per_class: int | None = None
     source: str = ""                            # where the files come from
+    default_max_per_class: int | None = None    # tensor path: the head class's size; None: the smallest supply
+    default_val_per_class: int = 0              # tensor path: held-out val images per class (from unused ones)
+    val_note: str = ""                          # tensor path: why this val size, in words
 
     @property
     def splits(self) -> tuple[str, ...]:
         """Split names build_dataset accepts for this dataset."""
-        return tuple(split for split, _ in self.list_files) if self.list_files else ("train", "test")
+        if self.list_files:
+            return tuple(split for split, _ in self.list_files)
+        return ("train", "val", "test") if self.kind == "tensor" else ("train", "test")
 
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec("digits-lt", "scikit-learn 8x8 digits, embedded (always offline): the quick default",
                 "tensor", 10, (0.3053,), (0.3759,), 8, 1, False, "rank", 10.0, "exp", channels=1,
-                source="scikit-learn (installed with this package)"),
+                source="scikit-learn (installed with this package)", default_val_per_class=30,
+                val_note="the images the long tail leaves unused, at most 30 per class (the test split's size); "
+                         "the head class has only the few its pool holds beyond the head count"),
     DatasetSpec("fashion-mnist-lt", "Fashion-MNIST 28x28 grey clothes via torchvision",
                 "tensor", 10, (0.2860,), (0.3530,), 28, 2, True, "rank", 100.0, "exp", channels=1,
                 balanced_train_per_class=6000, test_per_class=1000,
                 source="the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or "
-                       "download=true"),
+                       "download=true", default_max_per_class=5000, default_val_per_class=1000,
+                val_note="1,000 per class from the images the long tail leaves unused: the default head of 5,000 "
+                         "(CIFAR-10-LT's counts) leaves at least 1,000 of every class's 6,000"),
     DatasetSpec("cifar10-lt", "CIFAR-10 made long-tailed like LDAM-DRW", "tensor", 10,
                 (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), 32, 4, True, "absolute", 100.0, "exp",
                 balanced_train_per_class=5000, test_per_class=1000,
-                source="cifar-10-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html or download=true"),
+                source="cifar-10-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html or download=true",
+                default_val_per_class=500,
+                val_note="500 per class from the images LDAM-DRW's counts leave unused; the head class uses all "
+                         "5,000 of its images, so it has none and val accuracies average over the other classes"),
     DatasetSpec("cifar100-lt", "CIFAR-100 made long-tailed like LDAM-DRW", "tensor", 100,
                 (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), 32, 4, True, "absolute", 100.0, "exp",
                 balanced_train_per_class=500, test_per_class=100,
-                source="cifar-100-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html or download=true"),
+                source="cifar-100-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html or download=true",
+                default_val_per_class=50,
+                val_note="50 per class from the images LDAM-DRW's counts leave unused; the head class uses all 500 "
+                         "of its images, so it has none and val accuracies average over the classes that have some"),
     DatasetSpec("imagenet-lt", "ImageNet-LT (OLTR list files over ImageNet-2012 images)", "files", 1000,
                 IMAGENET_MEAN, IMAGENET_STD, 224, 0, True, "absolute", None, None, folder="ImageNet_LT",
                 list_files=(("train", "ImageNet_LT_train.txt"), ("val", "ImageNet_LT_val.txt"),
@@ -108,9 +123,24 @@ def longtail_options(spec: DatasetSpec, imbalance_factor=None, profile=None, cla
     check_choice("class order", class_order, CLASS_ORDERS)
     if max_per_class is not None:
         positive_int(max_per_class, "max_per_class")
+    else:
+        max_per_class = spec.default_max_per_class
     factor = parse_imbalance_factor(spec.default_imbalance_factor if imbalance_factor is None else imbalance_factor)
     return LongTail(factor, parse_profile(spec.default_profile if profile is None else profile), class_order,
                     max_per_class)
+
+
+def resolve_val_per_class(spec: DatasetSpec, val_per_class: int | None) -> int:
+    """Held-out val images per class of a tensor dataset: ``val_per_class``, or the dataset's default for None."""
+    if val_per_class is None:
+        return spec.default_val_per_class
+    if isinstance(val_per_class, bool) or not isinstance(val_per_class, int) or val_per_class < 0:
+        raise UserError(f"val_per_class must be a whole number >= 0 (0: no val split) or null for the dataset's "
+                        f"default, got {val_per_class!r}")
+    if spec.kind != "tensor" and val_per_class:
+        raise UserError(f"val_per_class applies to in-memory datasets (digits, Fashion-MNIST, CIFAR); {spec.name}'s "
+                        "val split comes from its files, so set val_per_class to null")
+    return val_per_class
 
 
 def spec_with_options(spec: DatasetSpec, image_size: int | None = None, shot_rule: str | None = None) -> DatasetSpec:

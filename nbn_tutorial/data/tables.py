@@ -11,7 +11,7 @@ from nbn_tutorial.data.files import list_counts, parse_list_lines
 from nbn_tutorial.data.imagefolder import existing_lists, imagefolder_split_lines
 from nbn_tutorial.data.longtail import LongTail, resolve_shot_rule, shot_groups, shot_rule_text
 from nbn_tutorial.data.specs import (DATASETS, DatasetSpec, MissingFiles, get_spec, longtail_options, resolve_data_root,
-                                     spec_with_options)
+                                     resolve_val_per_class, spec_with_options)
 from nbn_tutorial.data.tensor_sources import load_arrays, tensor_dataset
 
 
@@ -52,14 +52,17 @@ class _Stats:
     test_counts: np.ndarray
     classes: list[str]
     note: str
+    val_counts: np.ndarray | None = None    # None: no val split
+    val_note: str = ""
 
 
-def _formula_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: Path) -> _Stats:
+def _formula_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: Path, val_per_class: int) -> _Stats:
     counts = longtail.class_counts(np.full(spec.num_classes, spec.balanced_train_per_class), seed)
+    val = np.minimum(spec.balanced_train_per_class - counts, val_per_class)
     return _Stats(counts, np.full(spec.num_classes, spec.test_per_class),
                   [str(label) for label in range(spec.num_classes)],
                   f"files not found under {data_root}: counts computed from the LDAM-DRW formula on the full "
-                  f"{spec.balanced_train_per_class}-per-class train set (no files needed)")
+                  f"{spec.balanced_train_per_class}-per-class train set (no files needed)", val if val_per_class else None)
 
 
 def _line_counts(lines: list[str], num_classes: int) -> np.ndarray:
@@ -81,22 +84,34 @@ def _imagefolder_stats(data_root: Path, longtail: LongTail, seed: int, list_dir)
                   "opened: `nbn-tutorial data check imagefolder-lt` opens them all)")
 
 
-def _tensor_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: Path) -> _Stats:
+def _tensor_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: Path, val_per_class: int) -> _Stats:
     try:
         arrays = load_arrays(spec.name, data_root, seed, False)
     except MissingFiles:
         if spec.balanced_train_per_class is None:
             raise
-        return _formula_stats(spec, longtail, seed, data_root)
+        return _formula_stats(spec, longtail, seed, data_root, val_per_class)
     train = tensor_dataset(spec, arrays, "train", longtail, seed)
+    val = tensor_dataset(spec, arrays, "val", longtail, seed, val_per_class).class_counts if val_per_class else None
     return _Stats(train.train_counts, np.bincount(arrays.test_targets, minlength=len(arrays.classes)),
                   arrays.classes, f"counts from the files under {data_root}" if spec.name != "digits-lt"
-                  else "counts from the embedded scikit-learn digits")
+                  else "counts from the embedded scikit-learn digits", val)
+
+
+def _val_note(spec: DatasetSpec, val_per_class: int, default: bool) -> str:
+    """Where a tensor dataset's val split comes from, in one line."""
+    if not val_per_class:
+        return "val: none (val_per_class 0): best.pt is not selected and τ is not searched without one"
+    reason = spec.val_note if default else (f"{val_per_class} per class from the images the long tail leaves "
+                                           "unused (fewer where fewer are left)")
+    return f"val: {reason}; disjoint from train and test, and it changes no training subset"
 
 
 def _dataset_stats(name: str, root, imbalance_factor, profile, seed: int, list_dir, class_order: str,
-                   max_per_class: int | None, shot_rule: str | None) -> tuple[DatasetSpec, _Stats, str]:
+                   max_per_class: int | None, shot_rule: str | None,
+                   val_per_class: int | None) -> tuple[DatasetSpec, _Stats, str]:
     spec = spec_with_options(get_spec(name), shot_rule=shot_rule)
+    val_size = resolve_val_per_class(spec, val_per_class)
     longtail = longtail_options(spec, imbalance_factor, profile, class_order, max_per_class)
     data_root = resolve_data_root(root)
     if spec.name == "imagefolder-lt":
@@ -104,10 +119,13 @@ def _dataset_stats(name: str, root, imbalance_factor, profile, seed: int, list_d
     elif spec.kind == "files":
         folder = Path(list_dir).expanduser() if list_dir not in (None, "") else data_root / spec.folder
         train_counts, test_counts, classes = list_counts(spec, folder, "test")
+        val_counts = list_counts(spec, folder, "val")[1] if "val" in spec.splits else None
         stats = _Stats(train_counts, test_counts, classes, f"counts from the list files in {folder} (no image opened: "
-                       f"`nbn-tutorial data check {spec.name}` opens them all)")
+                       f"`nbn-tutorial data check {spec.name}` opens them all)", val_counts,
+                       "val: the official val list" + (" (the same images as test)" if spec.name == "inat2018" else ""))
     else:
-        stats = _tensor_stats(spec, longtail, seed, data_root)
+        stats = _tensor_stats(spec, longtail, seed, data_root, val_size)
+        stats.val_note = _val_note(spec, val_size, val_per_class is None)
     setting = (f"{longtail.describe()}, seed {seed}" if longtail is not None
                else "long tail fixed by the official list files")
     return spec, stats, setting
@@ -115,21 +133,24 @@ def _dataset_stats(name: str, root, imbalance_factor, profile, seed: int, list_d
 
 def format_dataset_stats(name: str, root=None, imbalance_factor=None, profile=None, seed: int = 0,
                          list_dir=None, class_order: str = "ldam", max_per_class: int | None = None,
-                         shot_rule: str | None = None) -> str:
-    """Per-class train/test counts of a long-tailed benchmark, the achieved imbalance and its shot groups."""
+                         shot_rule: str | None = None, val_per_class: int | None = None) -> str:
+    """Per-class train/val/test counts of a long-tailed benchmark, the achieved imbalance and its shot groups."""
     spec, stats, setting = _dataset_stats(name, root, imbalance_factor, profile, seed, list_dir, class_order,
-                                          max_per_class, shot_rule)
+                                          max_per_class, shot_rule, val_per_class)
     rule = resolve_shot_rule(spec.shot_rule, stats.train_counts)
     groups = shot_groups(stats.train_counts, rule=rule)
     group_of = {int(label): group for group, members in groups.items() for label in members}
-    rows = [["class", "name", "train", "test", "group"]]
-    for label, (train, test) in enumerate(zip(stats.train_counts.tolist(), stats.test_counts.tolist())):
-        rows.append([str(label), stats.classes[label], str(train), str(test), group_of[label]])
-    rows.append(["total", "", str(int(stats.train_counts.sum())), str(int(stats.test_counts.sum())), ""])
+    columns = {"train": stats.train_counts, **({"val": stats.val_counts} if stats.val_counts is not None else {}),
+               "test": stats.test_counts}
+    rows = [["class", "name", *columns, "group"]]
+    for label in range(len(stats.train_counts)):
+        rows.append([str(label), stats.classes[label], *(str(int(counts[label])) for counts in columns.values()),
+                     group_of[label]])
+    rows.append(["total", "", *(str(int(counts.sum())) for counts in columns.values()), ""])
     present = stats.train_counts[stats.train_counts > 0]
     achieved = present.max() / present.min() if present.size else math.nan
     rule_text = shot_rule_text(rule)
-    lines = [f"{spec.name}: {setting}", stats.note, "", _table(rows), "",
+    lines = [f"{spec.name}: {setting}", stats.note, *([stats.val_note] if stats.val_note else []), "", _table(rows), "",
              f"achieved imbalance factor (largest / smallest train class): {achieved:.4g}",
              f"shot groups ({rule} rule{', chosen by auto for this size' if spec.shot_rule == 'auto' else ''}):"]
     for group, members in groups.items():

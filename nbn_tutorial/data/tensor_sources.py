@@ -135,13 +135,18 @@ def load_arrays(name: str, root: Path, seed: int, download: bool) -> TensorArray
 
 
 def tensor_dataset(spec: DatasetSpec, arrays: TensorArrays, split: str, longtail: LongTail,
-                   seed: int) -> TensorLTDataset:
-    """One split of a tensor benchmark: the seeded LT subset of the train arrays, or the whole test arrays."""
+                   seed: int, val_per_class: int = 0) -> TensorLTDataset:
+    """One split of a tensor benchmark: the seeded LT subset of the train arrays (``train``), a class-balanced
+    held-out split of ``val_per_class`` images per class from the train images the subset leaves unused
+    (``val``; see :func:`~nbn_tutorial.data.longtail.select_held_out`), or the whole test arrays (``test``)."""
     num_classes = len(arrays.classes)
     keep = longtail.select(arrays.train_targets, num_classes, seed)
     train_counts = np.bincount(arrays.train_targets[keep], minlength=num_classes)
     if split == "train":
         images, targets = arrays.train_images[keep], arrays.train_targets[keep]
+    elif split == "val":
+        held_out = longtail.held_out(arrays.train_targets, num_classes, seed, val_per_class)
+        images, targets = arrays.train_images[held_out], arrays.train_targets[held_out]
     else:
         images, targets = arrays.test_images, arrays.test_targets
     return TensorLTDataset(spec, split, torch.from_numpy(np.ascontiguousarray(images)), targets,

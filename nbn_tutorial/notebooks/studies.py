@@ -27,16 +27,14 @@ class StudyView:
     baseline: str
     reference: str | None
     pairs: tuple[tuple[str, str], ...] = ()
+    contrasts: pd.DataFrame | None = None
+    dynamics: pd.DataFrame | None = None
+    design: object = None          # the study's Design (nbn_tutorial.study.contrasts)
 
 
 def committed_results(name: str) -> Path:
     """The folder of a study's committed results: studies/results/<name>/."""
     return paths.STUDY_DIR / RESULTS_SUBDIR / name
-
-
-def _header(folder: Path) -> list[str]:
-    lines = (folder / "results.csv").read_text(encoding="utf-8").splitlines()
-    return [line.lstrip("# ").strip() for line in lines if line.startswith("#")]
 
 
 def _run_small_study(name: str, run_dir: str | os.PathLike, jobs: int) -> Path:
@@ -66,9 +64,10 @@ def open_study(name: str = "nbn_ablation", *, rerun: bool = False, rerun_study: 
         raise UserError(f"no study results in {folder}; run `nbn-tutorial study run {chosen} --out runs/studies/"
                         f"{chosen}` and `nbn-tutorial study report runs/studies/{chosen} --out {folder}`, or set "
                         "rerun=True to train a small grid in this notebook")
-    spec = study.load_study(chosen)
-    results, per_class = study.read_results(folder)
-    return StudyView(chosen, folder, results, per_class, _header(folder), spec.baseline, spec.reference, spec.pairs)
+    spec, design = study.load_design(chosen)
+    tables = {which: study.read_table(folder, which) for which in ("results", "per_class", "contrasts", "dynamics")}
+    return StudyView(chosen, folder, tables["results"], tables["per_class"], study.read_header(folder / "results.csv"),
+                     spec.baseline, spec.reference, spec.pairs, tables["contrasts"], tables["dynamics"], design)
 
 
 def study_provenance(view: StudyView) -> Summary:
@@ -84,7 +83,7 @@ def study_provenance(view: StudyView) -> Summary:
 def arm_tables(view: StudyView, metrics: tuple[str, ...] = ("balanced", "few", "feature_strength_ratio")) -> pd.DataFrame:
     """Every dataset's arms: mean [95% CI] over seeds and the paired Δ to the baseline of ``metrics``."""
     from nbn_tutorial import study
-    from nbn_tutorial.study.report import metric_label
+    from nbn_tutorial.study.tables import metric_label
 
     tables = [study.arm_table(view.results, dataset, view.baseline).assign(dataset=dataset)
               for dataset in view.results["dataset"].unique()]
@@ -94,12 +93,12 @@ def arm_tables(view: StudyView, metrics: tuple[str, ...] = ("balanced", "few", "
 
 
 def study_answers(view: StudyView) -> Summary:
-    """The study's answers, computed from its paired intervals (see :mod:`nbn_tutorial.study.verdicts`)."""
+    """How the study's inference works, then its answers, computed from its contrasts (see
+    :mod:`nbn_tutorial.study.verdicts`)."""
     from nbn_tutorial import study
 
-    if view.reference is None:
-        raise UserError(f"study {view.name} names no reference arm, so there is no NBN arm to judge")
-    return Summary("\n\n".join(study.study_conclusions(view.results, view.baseline, view.reference, view.pairs)))
+    answers = study.study_conclusions(view.results, view.contrasts, view.dynamics, view.design)
+    return Summary("\n\n".join([study.design_sentence(view.design, view.contrasts), *answers]))
 
 
 def per_class_differences(view: StudyView, dataset: str, arm: str | None = None) -> pd.DataFrame:
@@ -111,7 +110,8 @@ def per_class_differences(view: StudyView, dataset: str, arm: str | None = None)
 
 
 def per_class_summary(view: StudyView, dataset: str, arm: str) -> Summary:
-    """Sentences: where along the training counts the arm's per-class differences to the baseline are detectable."""
+    """Sentences: the arm's per-class differences to the baseline along the training counts, and where an
+    unadjusted per-rank interval excludes zero (descriptive: no verdict is drawn from them)."""
     table = per_class_differences(view, dataset, arm)
     if table.empty:
         return Summary(f"No per-class comparison of `{arm}` with `{view.baseline}` on {dataset}.")
@@ -123,7 +123,8 @@ def per_class_summary(view: StudyView, dataset: str, arm: str) -> Summary:
     if detectable.empty:
         return Summary(text + "No class rank's 95% interval excludes zero.")
     ranks = ", ".join(f"rank {int(r.count_rank)} ({r.difference:+.1f})" for r in detectable.itertuples())
-    return Summary(text + f"Intervals excluding zero: {ranks}.")
+    return Summary(text + f"Unadjusted intervals excluding zero: {ranks}; with {len(table)} ranks compared, about "
+                   f"{0.05 * len(table):.1f} would exclude zero by luck alone, so these are not confirmed.")
 
 
 STUDY_TABLE = "study_table"      # notebook 06's arm table (.md) in the run directory, for the report

@@ -1,34 +1,39 @@
-"""Seeded studies of training choices: datasets × arms × seeds, run resumably, reported with paired intervals.
+"""Seeded studies of training choices: datasets × arms × seeds, run resumably, reported with paired intervals,
+p-values adjusted for multiple comparisons, and computed sentences.
 
-``nbn-tutorial study run STUDY --out DIR [--jobs N]`` trains every run (:mod:`.runner`);
-``nbn-tutorial study report DIR [--out RESULTS]`` writes the tables and verdicts (:mod:`.report`).
-Study files live in ``studies/`` (:mod:`.spec` describes the format); committed results in
-``studies/results/``.
+``nbn-tutorial study run STUDY --out DIR [--jobs N] [--arms A,B]`` trains every run (:mod:`.runner`);
+``nbn-tutorial study report DIR [--out RESULTS]`` writes the tables, contrasts and verdicts (:mod:`.report`),
+and ``nbn-tutorial study report RESULTS`` rebuilds them from committed results alone. Study files live in
+``studies/`` (:mod:`.spec` describes the format); committed results in ``studies/results/``.
+
+Modules: ``spec`` (study files), ``runner`` (training), ``measures`` (what a run records), ``tables``
+(results, per-class and dynamics tables), ``stats`` (intervals, p-values, Holm, correlation),
+``contrasts`` (every paired contrast and its family), ``verdicts`` and ``evidence`` (sentences), ``summary``
+(summary.md), ``report`` (writing the files) and ``readme`` (the README block).
 """
+from nbn_tutorial.study.contrasts import CONTRAST_COLUMNS, PRIMARY_FAMILY, Design, contrast_table, planned_contrasts
+from nbn_tutorial.study.evidence import alpha_correlation, alpha_trajectories
 from nbn_tutorial.study.readme import check_readme, readme_block, readme_table, update_readme
-from nbn_tutorial.study.report import (
-    arm_intervals,
-    arm_table,
-    dataset_verdicts,
-    difference_sentence,
-    paired_intervals,
-    per_class_frame,
-    per_class_paired,
-    read_results,
-    results_frame,
-    write_study_report,
-)
+from nbn_tutorial.study.report import is_results_folder, load_design, rebuild_study_report, write_study_report
 from nbn_tutorial.study.runner import load_plan, read_rows, report_plan, run_one, run_study, unmeasured_runs
 from nbn_tutorial.study.spec import PlannedRun, Study, load_study, plan_study, resolve_study_path
-from nbn_tutorial.study.stats import Interval, paired_difference, t_interval
-from nbn_tutorial.study.verdicts import (baseline_answer, choices_answer, direction, feature_answer, nbn_answer,
-                                         pair_answer, study_conclusions)
+from nbn_tutorial.study.stats import (Correlation, Interval, correlation, holm, paired_difference, paired_values,
+                                     sign_flip_p, smallest_sign_flip_p, t_interval, t_test_p)
+from nbn_tutorial.study.summary import design_sentence, study_conclusions
+from nbn_tutorial.study.tables import (arm_intervals, arm_table, by_seed, metric_label, paired_differences,
+                                       paired_intervals, per_class_frame, per_class_paired, read_header, read_results, read_table,
+                                       results_frame)
+from nbn_tutorial.study.verdicts import contrast_sentence, effect, judgement
 
 __all__ = [
-    "Interval", "PlannedRun", "Study", "arm_intervals", "arm_table", "dataset_verdicts", "difference_sentence",
-    "load_study", "paired_difference", "paired_intervals", "per_class_frame", "per_class_paired", "plan_study",
-    "read_results", "read_rows", "load_plan", "resolve_study_path", "results_frame", "run_one", "run_study", "t_interval",
-    "write_study_report", "readme_table", "readme_block", "update_readme", "check_readme", "report_plan",
-    "unmeasured_runs", "study_conclusions", "nbn_answer",
-    "baseline_answer", "pair_answer", "choices_answer", "feature_answer", "direction",
+    "CONTRAST_COLUMNS", "PRIMARY_FAMILY", "Design", "contrast_table", "planned_contrasts", "alpha_correlation",
+    "alpha_trajectories", "readme_block", "readme_table", "update_readme", "check_readme", "report_plan",
+    "unmeasured_runs", "is_results_folder", "load_design",
+    "rebuild_study_report", "write_study_report", "load_plan", "read_rows", "run_one", "run_study", "PlannedRun",
+    "Study", "load_study", "plan_study", "resolve_study_path", "Correlation", "Interval", "correlation", "holm",
+    "paired_difference", "paired_values", "sign_flip_p", "smallest_sign_flip_p", "t_interval", "t_test_p",
+    "design_sentence", "study_conclusions", "arm_intervals", "arm_table", "by_seed", "metric_label",
+    "paired_differences", "paired_intervals", "per_class_frame", "per_class_paired", "read_header", "read_results",
+    "read_table",
+    "results_frame", "contrast_sentence", "effect", "judgement",
 ]

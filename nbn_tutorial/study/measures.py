@@ -28,6 +28,23 @@ def feature_bias_measures(run_dir: str | Path) -> dict[str, float]:
             "channel_strength_ratio": few_many(channels.loc["few", "mean_strength"], channels.loc["many", "mean_strength"])}
 
 
+def epoch_summaries(dynamics) -> list[dict[str, float]]:
+    """One record per epoch of a run's NBN dynamics, over its NBN layers: α (one per α group, averaged), and the
+    largest γ, β, applied-weight and applied-bias norms and the smallest cosine of β to its first-epoch direction."""
+    from nbn_tutorial import diagnosis
+
+    records = []
+    for epoch, layers in dynamics.groupby("epoch"):
+        records.append({"epoch": int(epoch),
+                        "alpha": diagnosis.representative_alpha(list(dict.fromkeys(layers["alpha"].astype(float)))),
+                        "gamma_norm_max": float(layers["gamma_norm"].max()),
+                        "beta_norm_max": float(layers["beta_norm"].max()),
+                        "weight_norm_max": float(layers["weight_norm"].max()),
+                        "bias_norm_max": float(layers["bias_norm"].max()),
+                        "beta_cos_first_min": float(layers["beta_cos_first"].min())})
+    return records
+
+
 def run_measures(run_dir: str | Path, tau_norm: str | float | None = None) -> dict[str, Any]:
     """Final-epoch metrics (fractions), per-class accuracy and train counts, feature bias, NBN state and (CBN runs)
     component usage of a run. With ``tau_norm`` (``"auto"`` or a τ) the accuracies are those of the last
@@ -51,6 +68,7 @@ def run_measures(run_dir: str | Path, tau_norm: str | float | None = None) -> di
         "train_loss": float(last["train_loss"]),
         "per_class_acc": [math.nan if value is None else float(value) for value in last["per_class_acc"]],
         "train_counts": np.asarray(train_counts).tolist(),
+        "train_images": int(np.asarray(train_counts).sum()),
         **feature_bias_measures(run_dir),
         **diagnosis.compound_measures(model, test),   # CBN runs: component usage by class group
     }
@@ -61,6 +79,7 @@ def run_measures(run_dir: str | Path, tau_norm: str | float | None = None) -> di
         final = dynamics[dynamics["epoch"] == dynamics["epoch"].max()]
         row["beta_norm_max"] = float(final["beta_norm"].max())
         row["beta_cos_first_min"] = float(final["beta_cos_first"].min())
+        row["dynamics"] = epoch_summaries(dynamics)
     if tau_norm is not None:
         row.update(tau=float(evaluated["tau"]), tau_split=evaluated["tau_split"])
     return row

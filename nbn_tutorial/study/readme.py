@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text
-from nbn_tutorial.study.report import arm_intervals, paired_intervals, read_results
-from nbn_tutorial.study.verdicts import study_conclusions
+from nbn_tutorial.study.contrasts import Design
+from nbn_tutorial.study.summary import design_sentence, study_conclusions
+from nbn_tutorial.study.tables import arm_intervals, paired_intervals, read_results, read_table
 
 
 def _markers(name: str) -> tuple[str, str]:
@@ -37,36 +37,35 @@ def readme_table(results_dir: str | os.PathLike, baseline: str) -> str:
     return "\n".join(lines)
 
 
-def readme_conclusions(results_dir: str | os.PathLike, baseline: str, reference: str,
-                       pairs: Sequence[Sequence[str]] = ()) -> str:
-    """The study's computed answers (:func:`~nbn_tutorial.study.verdicts.study_conclusions`) as a markdown list."""
-    results, _ = read_results(results_dir)
-    return "\n".join(f"- {sentence}" for sentence in study_conclusions(results, baseline, reference, pairs))
+def readme_conclusions(results_dir: str | os.PathLike, design: Design) -> str:
+    """How the study's inference works, then its computed answers
+    (:func:`~nbn_tutorial.study.summary.study_conclusions`) as a markdown list."""
+    results = read_table(results_dir, "results")
+    contrasts, dynamics = read_table(results_dir, "contrasts"), read_table(results_dir, "dynamics")
+    answers = study_conclusions(results, contrasts, dynamics, design)
+    return design_sentence(design, contrasts) + "\n\n" + "\n".join(f"- {sentence}" for sentence in answers)
 
 
-def readme_block(name: str, results_dir: str | os.PathLike, baseline: str, reference: str | None = None,
-                 pairs: Sequence[Sequence[str]] = ()) -> str:
-    """The whole marked block (markers included) for study ``name``: the table, then the answers if a reference."""
+def readme_block(name: str, results_dir: str | os.PathLike, design: Design) -> str:
+    """The whole marked block (markers included) for study ``name``: the table, then the answers."""
     start, end = _markers(name)
-    parts = [start, readme_table(results_dir, baseline)]
-    if reference is not None:
-        parts += ["", "What the study says (computed from the same results):", "",
-                  readme_conclusions(results_dir, baseline, reference, pairs)]
+    parts = [start, readme_table(results_dir, design.baseline), "",
+             "What the study says (computed from the same results; `studies/results/" + name +
+             "/contrasts.csv` has every p-value):", "", readme_conclusions(results_dir, design)]
     return "\n".join([*parts, end])
 
 
-def _readme_text(path: Path, name: str) -> tuple[str, re.Pattern]:
-    """The README's text and the pattern of study ``name``'s marked block; UserErrors for a missing or unreadable
-    file and for a README without the block."""
-    if path.is_dir():
-        raise UserError(f"README {str(path)!r} is a folder; give the README file that holds the study's table")
+def _readme_text(path: Path, name: str | None) -> tuple[str, re.Pattern | None]:
+    """The README's text and the pattern of study ``name``'s marked block (None without a name); UserErrors for a
+    README that is missing or unreadable, or that lacks the block."""
+    if not path.is_file():
+        raise UserError(f"README {str(path)!r} does not exist; give the README.md that holds the study's table")
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"README {str(path)!r} does not exist; give the README file that holds the study's table")\
-            from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"cannot read README {str(path)!r} ({getattr(error, 'strerror', None) or error})") from None
+    if name is None:
+        return text, None
     start, end = _markers(name)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
     if not pattern.search(text):
@@ -74,16 +73,15 @@ def _readme_text(path: Path, name: str) -> tuple[str, re.Pattern]:
     return text, pattern
 
 
-def check_readme(readme: str | os.PathLike, name: str) -> None:
-    """A UserError unless ``readme`` can be read and holds study ``name``'s marked block (checked before a report
-    is written, so a bad --readme changes nothing)."""
+def check_readme(readme: str | os.PathLike, name: str | None = None) -> None:
+    """A UserError unless ``readme`` can be read (and holds study ``name``'s block, when the name is known): checked
+    before a report is written, so a bad --readme changes nothing."""
     _readme_text(Path(readme), name)
 
 
-def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, baseline: str,
-                  reference: str | None = None, pairs: Sequence[Sequence[str]] = ()) -> Path:
+def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, design: Design) -> Path:
     """Replace the marked block of study ``name`` in ``readme`` with the one computed from ``results_dir``."""
     path = Path(readme)
     text, pattern = _readme_text(path, name)
-    block = readme_block(name, results_dir, baseline, reference, pairs)
+    block = readme_block(name, results_dir, design)
     return atomic_write_text(path, pattern.sub(lambda _: block, text))

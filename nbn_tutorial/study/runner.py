@@ -17,7 +17,7 @@ from typing import Any
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_json, check_utf8_path, read_json
-from nbn_tutorial.registry import positive_int
+from nbn_tutorial.registry import check_choice, positive_int
 from nbn_tutorial.study.spec import ROW_FILE, PlannedRun, Study, load_study, plan_study
 from nbn_tutorial.wording import plural
 
@@ -121,9 +121,34 @@ def _write_plan(out: Path, study: Study, plan: Sequence[PlannedRun], command: st
         "sessions": [*previous.get("sessions", []), session]})
 
 
+def _chosen_runs(plan: Sequence[PlannedRun], pending: Sequence[PlannedRun], arms: Sequence[str] | None,
+                 datasets: Sequence[str] | None, study: Study) -> list[PlannedRun]:
+    """The pending runs of ``arms`` on ``datasets`` (None: all); a run whose source run is neither chosen nor
+    measured is refused, naming the arm to add."""
+    for arm in arms or ():
+        check_choice("arm", arm, list(study.arms))
+    for dataset in datasets or ():
+        check_choice("dataset of the study", dataset, list(study.datasets))
+    chosen = [run for run in pending if (arms is None or run.arm in arms)
+              and (datasets is None or run.dataset in datasets)]
+    waiting = {run.path for run in pending} - {run.path for run in chosen}
+    for run in chosen:
+        for needed in run.needs:
+            if needed in waiting:
+                source = next(other.arm for other in plan if other.path == needed)
+                raise UserError(f"arm {run.arm!r} builds on arm {source!r}, whose run {needed} is not measured yet; "
+                                f"add {source} to --arms")
+    return chosen
+
+
 def run_study(study: str | os.PathLike | Study, out_dir: str | os.PathLike, *, jobs: int = 1,
-              progress: bool = True, command: str | None = None) -> Path:
-    """Run every planned run of ``study`` into ``out_dir`` (skipping measured ones); returns ``out_dir``."""
+              progress: bool = True, command: str | None = None, arms: Sequence[str] | None = None,
+              datasets: Sequence[str] | None = None) -> Path:
+    """Run every planned run of ``study`` into ``out_dir`` (skipping measured ones; only those of ``arms`` and
+    ``datasets`` when given, so that a long study can give some arms their seeds first); returns ``out_dir``.
+
+    The folder is locked while the study runs (:mod:`nbn_tutorial.train.lock`), and created only once the
+    study is planned: a study refused before it starts leaves no folder behind."""
     from nbn_tutorial.train.lock import folder_lock
 
     positive_int(jobs, "jobs")
@@ -131,12 +156,16 @@ def run_study(study: str | os.PathLike | Study, out_dir: str | os.PathLike, *, j
     out = Path(out_dir)
     check_utf8_path(out, "study folder")
     plan = plan_study(study, out)
-    with folder_lock(out, "study folder"):   # created here: a study refused before it starts leaves no folder
-        pending = [run for run in plan if not _row_matches(run)]
+    with folder_lock(out, "study folder"):
+        unmeasured = [run for run in plan if not _row_matches(run)]
+        pending = _chosen_runs(plan, unmeasured, arms, datasets, study)
         _write_plan(out, study, plan, command)
         if progress:
-            print(f"study {study.name}: {len(plan)} runs, {len(plan) - len(pending)} already measured, "
-                  f"{len(pending)} to run with {plural(jobs, 'process', 'processes')} -> {out}", flush=True)
+            subset = [f"{what} {', '.join(names)}" for what, names in (("arms", arms), ("datasets", datasets))
+                      if names]
+            chosen = f" ({'; '.join(subset)}; {len(unmeasured) - len(pending)} other runs wait)" if subset else ""
+            print(f"study {study.name}: {len(plan)} runs, {len(plan) - len(unmeasured)} already measured, "
+                  f"{len(pending)} to run with {plural(jobs, 'process', 'processes')}{chosen} -> {out}", flush=True)
         started, done = time.perf_counter(), 0
 
         def report(row: dict[str, Any]) -> None:
@@ -193,8 +222,8 @@ def report_plan(out_dir: str | os.PathLike, allow_incomplete: bool = False) -> d
         return plan
     state = "INCOMPLETE, reported with --allow-incomplete" if unmeasured else "some runs failed"
     basis = ", ".join(f"{dataset} {arm} {done}/{total}" for (dataset, arm), (done, total) in counts.items())
-    return {**plan, "description": f"{plan.get('description', '')} ({state}: each figure rests only on the finished "
-                                   f"runs; finished/planned per dataset and arm: {basis})"}
+    return {**plan, "description": f"{plan.get('description', '')} ({state}: each figure rests only on finished runs; "
+                                   f"finished/planned runs in this run folder per dataset and arm: {basis})"}
 
 
 def read_rows(out_dir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -6,6 +6,10 @@
     baseline: bn                       # the arm every other arm is compared with, seed by seed
     reference: nbn                     # optional: a second arm the others are also compared with
     pairs: [[nbn-crt, bn-crt]]         # optional: more paired comparisons, first arm minus second
+    primary:                           # the confirmatory question(s): one family, Holm-adjusted together
+      declared: before-results         # or after-results (said in every summary)
+      why: one sentence on why these contrasts answer the study's question
+      contrasts: [[nbn, bn, balanced]] # arm, against, metric; on every dataset that runs both arms
     seed_keys: [seed, data_seed]       # config keys that take the seed's value (default: [seed])
     arms:                              # name -> config overrides
       bn: {norm: bn}
@@ -14,7 +18,9 @@
       digits-lt: {preset: quick_digits_bn, seeds: 10}
       fashion-mnist-lt: {preset: quick_fashion_bn, seeds: [0, 1, 2], arms: [bn, nbn], set: {epochs: 30}}
 
-``seeds`` is a count (0..N-1) or a list. Every run's config is built and validated when the study is
+``seeds`` is a count (0..N-1) or a list. Every other paired contrast of a dataset (each arm against the
+baseline and the reference, the ``pairs``) belongs to that dataset's exploratory family (see
+:mod:`nbn_tutorial.study.contrasts`). Every run's config is built and validated when the study is
 loaded, so a typo stops the study before its first run.
 
 Arms may build on another arm's run of the same dataset and seed (decoupled stage 2, notebook 07):
@@ -39,7 +45,10 @@ from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import read_yaml_mapping
 from nbn_tutorial.registry import check_choice
 
-STUDY_KEYS = ("description", "baseline", "reference", "pairs", "seed_keys", "arms", "datasets")
+STUDY_KEYS = ("description", "baseline", "reference", "pairs", "primary", "seed_keys", "arms", "datasets")
+PRIMARY_KEYS = ("declared", "why", "contrasts")
+DECLARED = ("before-results", "after-results")
+CONTRAST_METRICS = ("balanced", "few", "many", "medium", "overall")
 POSTHOC_KEY = "tau_norm_of"          # an arm measuring another arm's run τ-normalised (no training)
 RUN_REFERENCE = re.compile(r"\{run:([^{}]+)\}")
 DATASET_KEYS = ("preset", "seeds", "set", "arms")
@@ -78,6 +87,9 @@ class Study:
     arms: dict[str, dict[str, Any]]
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     pairs: tuple[tuple[str, str], ...] = ()
+    primary: tuple[tuple[str, str, str], ...] = ()    # (arm, against, metric)
+    primary_declared: str = "before-results"
+    primary_why: str = ""
 
     def arms_of(self, dataset: str) -> list[str]:
         """The arms run on ``dataset``, baseline first."""
@@ -156,8 +168,31 @@ def load_study(name_or_path: str | os.PathLike) -> Study:
     for key in seed_keys:
         check_choice("seed key", key, ("seed", "data_seed"))
     datasets = _check_datasets(_mapping(content.get("datasets"), f"`datasets` in {source}"), arms, source)
+    primary = _mapping(content.get("primary"), f"`primary` in {source}")
     return Study(source.stem, source, str(content.get("description", "")).strip(), baseline, reference, seed_keys, arms,
-                 datasets, _check_pairs(content.get("pairs"), arms, source))
+                 datasets, _check_pairs(content.get("pairs"), arms, source), *_check_primary(primary, arms, source))
+
+
+def _check_primary(primary: dict[str, Any], arms: dict[str, Any],
+                   source: Path) -> tuple[tuple[tuple[str, str, str], ...], str, str]:
+    """(contrasts, declared, why) of a study file's ``primary`` mapping (empty when the file has none)."""
+    if not primary:
+        return (), "before-results", ""
+    extra = sorted(set(primary) - set(PRIMARY_KEYS))
+    if extra:
+        raise UserError(f"`primary` in {source} has unknown key {extra[0]!r}; valid: {', '.join(PRIMARY_KEYS)}")
+    declared = primary.get("declared", "before-results")
+    check_choice("`primary: declared`", declared, DECLARED)
+    contrasts = primary.get("contrasts")
+    if not isinstance(contrasts, list) or not contrasts or not all(
+            isinstance(item, list) and len(item) == 3 for item in contrasts):
+        raise UserError(f"`primary: contrasts` in {source} must list [arm, against, metric] triples such as "
+                        f"[[nbn, bn, balanced]], got {contrasts!r}")
+    for arm, against, metric in contrasts:
+        check_choice("arm of a primary contrast", arm, list(arms))
+        check_choice("arm of a primary contrast", against, list(arms))
+        check_choice("metric of a primary contrast", metric, CONTRAST_METRICS)
+    return (tuple((a, b, m) for a, b, m in contrasts), declared, " ".join(str(primary.get("why", "")).split()))
 
 
 def _check_pairs(pairs: Any, arms: dict[str, Any], source: Path) -> tuple[tuple[str, str], ...]:

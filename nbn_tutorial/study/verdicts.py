@@ -1,125 +1,152 @@
-"""The answers a study gives, in sentences computed from its paired intervals.
+"""The answers a study gives, in sentences computed from its contrast table (:mod:`.contrasts`).
 
-Four questions, per dataset: does NBN (the reference arm) change accuracy compared with BN (the baseline)?
-do the other arms (against the baseline)? which NBN design choices matter (each variant against the
-reference)? does NBN even out feature strength (the few/many feature-strength ratio)? An interval that
-includes zero is reported as "no detectable difference", never as a gain or a loss.
+A verdict word ("helps", "hurts", "a detectable gain/loss", "evens out") appears only where the contrast's
+Holm-adjusted p is below 0.05 within its family. Elsewhere a sentence says what the unadjusted 95%
+interval shows and that it is not confirmed after adjusting for the family's K comparisons. Where the
+seeds are too few for the exact sign-flip test to reach 0.05 at all, the sentence says so too. Few-shot
+accuracy is part of balanced accuracy, so it is never presented as a second confirmation.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable
 
 import pandas as pd
 
-from nbn_tutorial.study.report import paired_intervals
-from nbn_tutorial.study.stats import Interval
+from nbn_tutorial.study.contrasts import PRIMARY_FAMILY, Design, contrasts_of, find, planned_contrasts
+from nbn_tutorial.study.stats import ALPHA
+from nbn_tutorial.study.tables import arms_of, metric_digits, metric_label, unit
+
+HOLM_EXPLAINED = ("Holm's method sorts a family's K p-values, multiplies the smallest by K, the next by K − 1 and "
+                  "so on (never letting an adjusted value fall below the one before); calling a difference "
+                  "detected only when its adjusted p is below 0.05 keeps the chance of any false detection in the "
+                  "family at 5%, where K unadjusted 95% intervals would each have a 5% chance of excluding zero "
+                  "by luck.")
 
 
-def _effect(interval: Interval, unit: str = " points", digits: int = 1) -> str:
-    fmt = f"{{:+.{digits}f}}"
-    if interval.n < 2:
-        return f"{fmt.format(interval.mean)}{unit} (one seed: no interval)"
-    return (f"{fmt.format(interval.mean)}{unit} (95% CI {fmt.format(interval.low)} to {fmt.format(interval.high)}, "
-            f"{interval.n} seeds)")
+def _p(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else (f"{value:.2g}" if value < 0.01 else f"{value:.2f}")
 
 
-def direction(interval: Interval, gain: str = "helps", loss: str = "hurts",
-              neither: str = "makes no detectable difference") -> str:
-    """``gain``/``loss`` when the interval excludes zero on that side, else ``neither``."""
-    if not interval.excludes_zero:
-        return neither
-    return gain if interval.mean > 0 else loss
+def _family(row: pd.Series) -> str:
+    if row["family"] == PRIMARY_FAMILY:
+        return f"the {int(row['family_size'])} primary contrasts"
+    return f"the {int(row['family_size'])} exploratory contrasts of {row['dataset']}"
+
+
+def effect(row: pd.Series) -> str:
+    """``+0.1 points (95% CI -0.9 to +1.0, 10 seeds; t-test p = 0.79, sign-flip p = 0.80)``."""
+    fmt = f"{{:+.{metric_digits(row['metric'])}f}}"
+    if int(row["n"]) < 2:
+        return f"{fmt.format(row['mean'])}{unit(row['metric'])} (fewer than two paired seeds: no interval)"
+    return (f"{fmt.format(row['mean'])}{unit(row['metric'])} (95% CI {fmt.format(row['low'])} to "
+            f"{fmt.format(row['high'])}, {int(row['n'])} seeds; t-test p = {_p(row['p'])}, sign-flip p = "
+            f"{_p(row['p_perm'])})")
+
+
+def confirmed(row: pd.Series) -> bool:
+    """True when the contrast's Holm-adjusted p is below 0.05."""
+    return bool(math.isfinite(row["p_holm"]) and row["p_holm"] < ALPHA)
+
+
+def _sign_flip_caveat(row: pd.Series) -> str:
+    smallest = row["smallest_p_perm"]
+    if math.isfinite(smallest) and smallest > ALPHA:
+        return (f"; with {int(row['n'])} seeds the exact sign-flip test cannot go below p = {smallest:.4g}, so "
+                "only the t-test's normal-theory p carries it")
+    return ""
+
+
+def judgement(row: pd.Series, gain: str = "a detectable gain", loss: str = "a detectable loss") -> str:
+    """What the contrast allows one to say, with its adjustment: a verdict only where Holm's p < 0.05."""
+    holm_text = f"Holm-adjusted p = {_p(row['p_holm'])} over {_family(row)}"
+    if int(row["n"]) < 2:
+        return "no interval, so nothing can be said"
+    if confirmed(row):
+        return f"{gain if row['mean'] > 0 else loss} ({holm_text}{_sign_flip_caveat(row)})"
+    if row["low"] > 0 or row["high"] < 0:
+        return (f"the unadjusted interval excludes zero, but this does not survive adjusting for "
+                f"{int(row['family_size'])} comparisons ({holm_text}): not confirmed")
+    return "the interval includes zero: the runs do not tell the two arms apart"
+
+
+def contrast_sentence(row: pd.Series) -> str:
+    """``arm − against, metric: effect; judgement.`` for one contrast row."""
+    return (f"`{row['arm']}` − `{row['against']}`, {metric_label(row['metric'])}: {effect(row)}; "
+            f"{judgement(row)}.")
 
 
 def _seeds(results: pd.DataFrame, dataset: str) -> int:
     return int(results[(results["dataset"] == dataset) & (results["status"] == "finished")]["seed"].nunique())
 
 
-def nbn_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> str:
-    """Does the reference arm (NBN) change balanced and few-shot accuracy against the baseline (BN)?"""
-    balanced = paired_intervals(results, dataset, "balanced", baseline)[reference]
-    few = paired_intervals(results, dataset, "few", baseline)[reference]
-    verdicts = (direction(balanced), direction(few))
-    said = (f"{verdicts[0]} on {'both' if balanced.excludes_zero else 'either'}" if verdicts[0] == verdicts[1]
-            else f"{verdicts[0]} on balanced accuracy and {verdicts[1]} on few-shot accuracy")
-    return (f"On {dataset} ({_seeds(results, dataset)} seeds), `{reference}` − `{baseline}`: balanced accuracy "
-            f"{_effect(balanced)}, few-shot accuracy {_effect(few)}. So `{reference}` {said} here.")
-
-
-def _other_arms(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> list[str]:
-    """The arms of ``dataset`` besides the baseline and the reference, in study order."""
-    return [arm for arm in results[results["dataset"] == dataset]["arm"].unique() if arm not in (baseline, reference)]
-
-
-def _detectable(results: pd.DataFrame, dataset: str, arms: list[str], against: str) -> list[str]:
-    """A clause for each of ``arms`` whose balanced or few-shot accuracy differs detectably from ``against``."""
-    return [f"`{arm}` − `{against}` on {label} accuracy is {_effect(interval)}, "
-            f"{direction(interval, 'a detectable gain', 'a detectable loss')}"
-            for metric, label in (("balanced", "balanced"), ("few", "few-shot"))
-            for arm, interval in paired_intervals(results, dataset, metric, against).items()
-            if arm in arms and interval.excludes_zero]
-
-
-def choices_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> str:
-    """Which other arms differ detectably from the reference arm, on balanced or few-shot accuracy."""
-    others = _other_arms(results, dataset, baseline, reference)
-    if not others:
-        return f"On {dataset} the study has no arm besides `{baseline}` and `{reference}`."
-    findings = _detectable(results, dataset, others, reference)
-    if not findings:
-        return (f"On {dataset}, none of the other arms ({', '.join(f'`{v}`' for v in others)}) differs detectably "
-                f"from `{reference}` on balanced or few-shot accuracy: at this scale the differences between them "
-                "are not measurable.")
-    return f"On {dataset}, compared with `{reference}`: " + "; ".join(findings) + "."
-
-
-def baseline_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> str:
-    """Which arms besides the reference differ detectably from the baseline, on balanced or few-shot accuracy."""
-    others = _other_arms(results, dataset, baseline, reference)
-    if not others:
-        return f"On {dataset} the study has no arm besides `{baseline}` and `{reference}`."
-    findings = _detectable(results, dataset, others, baseline)
-    if not findings:
-        return (f"On {dataset}, none of {', '.join(f'`{v}`' for v in others)} differs detectably from `{baseline}` "
-                "on balanced or few-shot accuracy.")
-    return f"On {dataset}, compared with `{baseline}`: " + "; ".join(findings) + "."
-
-
-def feature_answer(results: pd.DataFrame, dataset: str, baseline: str, reference: str) -> str:
-    """Does the reference arm move the few/many feature-strength ratio (towards 1 = evened out)?"""
-    interval = paired_intervals(results, dataset, "feature_strength_ratio", baseline)[reference]
-    base = results[(results["dataset"] == dataset) & (results["arm"] == baseline)]["feature_strength_ratio"].mean()
-    evens = "evens out" if (interval.mean > 0) == (base < 1) else "widens"
-    verdict = direction(interval, gain=f"{evens} feature strength", loss=f"{evens} feature strength",
-                        neither="does not detectably change the feature-strength gap")
-    return (f"On {dataset}, few-shot classes' penultimate features have {base:.3f} times the strength of many-shot "
-            f"classes' under `{baseline}`; `{reference}` changes that ratio by "
-            f"{_effect(interval, unit='', digits=3)}: it {verdict} here.")
-
-
-def pair_answer(results: pd.DataFrame, dataset: str, first: str, second: str) -> str:
-    """One extra paired comparison of the study file's ``pairs``: ``first`` − ``second`` on the same seeds."""
-    balanced = paired_intervals(results, dataset, "balanced", second)[first]
-    few = paired_intervals(results, dataset, "few", second)[first]
-    said = {name: direction(interval, "a detectable gain", "a detectable loss", "no detectable difference")
-            for name, interval in (("balanced", balanced), ("few", few))}
-    return (f"On {dataset}, `{first}` − `{second}` (same seeds): balanced accuracy {_effect(balanced)}, "
-            f"{said['balanced']}; few-shot accuracy {_effect(few)}, {said['few']}.")
-
-
-def study_conclusions(results: pd.DataFrame, baseline: str, reference: str,
-                      pairs: Sequence[Sequence[str]] = ()) -> list[str]:
-    """Per dataset, the four answers (NBN vs BN, the other arms vs BN and vs NBN, feature strength), then the
-    study file's extra ``pairs``."""
+def primary_answers(results: pd.DataFrame, contrasts: pd.DataFrame, design: Design, dataset: str) -> list[str]:
+    """The dataset's primary contrasts, each with its few-shot companion named as part of it, not as evidence."""
     sentences = []
-    for dataset in results["dataset"].unique():
-        arms = set(results[results["dataset"] == dataset]["arm"])
-        if reference not in arms or baseline not in arms:
+    for arm, against, metric in design.primary:
+        row = find(contrasts, dataset, arm, against, metric)
+        if row is None:
             continue
-        sentences += [nbn_answer(results, dataset, baseline, reference),
-                      baseline_answer(results, dataset, baseline, reference),
-                      choices_answer(results, dataset, baseline, reference),
-                      feature_answer(results, dataset, baseline, reference)]
-        sentences += [pair_answer(results, dataset, first, second) for first, second in pairs
-                      if {first, second} <= arms]
+        sentence = (f"On {dataset} ({_seeds(results, dataset)} seeds), the primary contrast `{arm}` − `{against}` on "
+                    f"{metric_label(metric)} is {effect(row)}: {judgement(row, 'it helps', 'it hurts')}.")
+        few = find(contrasts, dataset, arm, against, "few")
+        if metric == "balanced" and few is not None:
+            sentence += (f" Few-shot accuracy, one part of balanced accuracy (not a second confirmation), moves "
+                         f"{effect(few)}; {judgement(few)}.")
+        sentences.append(sentence)
     return sentences
+
+
+def findings(rows: pd.DataFrame, intro: str, nothing: str) -> str:
+    """One sentence over several contrasts: the confirmed ones with their verdict, then the unconfirmed
+    ones whose unadjusted interval excludes zero, or ``nothing`` when neither exists."""
+    parts = [contrast_sentence(row).rstrip(".") for _, row in rows.iterrows() if confirmed(row)]
+    unconfirmed = [row for _, row in rows.iterrows() if not confirmed(row) and int(row["n"]) >= 2
+                   and (row["low"] > 0 or row["high"] < 0)]
+    if unconfirmed:
+        names = ", ".join(f"`{row['arm']}` − `{row['against']}` on {metric_label(row['metric'])} "
+                          f"({_effect_short(row)})" for row in unconfirmed)
+        family = _family(unconfirmed[0])
+        parts.append(f"unadjusted intervals exclude zero for {names}, but none of these survives Holm's "
+                     f"adjustment over {family}: not confirmed")
+    if not parts:
+        return nothing
+    return intro + "; ".join(parts) + "."
+
+
+def _effect_short(row: pd.Series) -> str:
+    fmt = f"{{:+.{metric_digits(row['metric'])}f}}"
+    return f"{fmt.format(row['mean'])} [{fmt.format(row['low'])}, {fmt.format(row['high'])}]"
+
+
+def _others(results: pd.DataFrame, dataset: str, design: Design) -> list[str]:
+    return [arm for arm in arms_of(results, dataset) if arm not in (design.baseline, design.reference)]
+
+
+def _rows(contrasts: pd.DataFrame, dataset: str, arms: Iterable[str], against: str, metrics) -> pd.DataFrame:
+    chosen = contrasts_of(contrasts, dataset, metrics)
+    return chosen[chosen["arm"].isin(list(arms)) & (chosen["against"] == against)
+                  & (chosen["family"] != PRIMARY_FAMILY)]
+
+
+def arms_answer(results: pd.DataFrame, contrasts: pd.DataFrame, design: Design, dataset: str, against: str) -> str:
+    """Which other arms differ from ``against`` (the baseline or the reference) on balanced, few- or many-shot
+    accuracy, confirmed or not."""
+    others = _others(results, dataset, design)
+    if not others:
+        return f"On {dataset} the study has no arm besides `{design.baseline}` and `{design.reference}`."
+    names = ", ".join(f"`{arm}`" for arm in others)
+    return findings(_rows(contrasts, dataset, others, against, ("balanced", "few", "many")),
+                    f"On {dataset}, compared with `{against}`: ",
+                    f"On {dataset}, none of {names} differs from `{against}` on balanced, few- or many-shot accuracy "
+                    "by more than its interval allows (every interval includes zero).")
+
+
+def pair_answer(contrasts: pd.DataFrame, dataset: str, first: str, second: str) -> str | None:
+    """One of the study file's ``pairs``: ``first`` − ``second`` on the same seeds, balanced and few-shot (None
+    when its balanced contrast is a primary one, already answered)."""
+    balanced, few = (find(contrasts, dataset, first, second, metric) for metric in ("balanced", "few"))
+    if balanced is None or few is None or balanced["family"] == PRIMARY_FAMILY:
+        return None
+    return (f"On {dataset}, `{first}` − `{second}` (same seeds): balanced accuracy {effect(balanced)}, "
+            f"{judgement(balanced)}; few-shot accuracy (part of balanced) {effect(few)}, {judgement(few)}.")

@@ -22,7 +22,7 @@ def build_datasets(config: Config, splits: Sequence[str] = ("train", "test")) ->
                                       download=config.download, class_order=config.class_order,
                                       max_per_class=config.max_per_class, list_dir=config.list_dir,
                                       image_size=config.image_size, shot_rule=config.shot_rule,
-                                      skip_bad_images=config.skip_bad_images)
+                                      skip_bad_images=config.skip_bad_images, val_per_class=config.val_per_class)
             for split in splits}
 
 

@@ -37,8 +37,13 @@ class Config:
     data_seed: int = _option(0, "seed of the long-tailed subset selection (and of a permuted class order)")
     class_order: str = _option("ldam", "which class gets which long-tail count: ldam (class i the i-th largest, "
                                        "LDAM-DRW) or permuted (a permutation drawn with data_seed)", ("ldam", "permuted"))
-    max_per_class: int | None = _option(None, "training images of the largest class; null: the most every class "
-                                              "can supply")
+    max_per_class: int | None = _option(None, "training images of the largest class; null: the dataset's default "
+                                              "(fashion-mnist-lt 5000, CIFAR-10-LT's counts; others the most every "
+                                              "class can supply)")
+    val_per_class: int | None = _option(None, "in-memory datasets: held-out val images per class, drawn from the "
+                                              "training images the long tail leaves unused (never changes the "
+                                              "training subset); null: the dataset's default (`nbn-tutorial data "
+                                              "stats NAME`), 0: no val split")
     download: bool = _option(False, "allow downloading the dataset (never by default)")
     list_dir: str | None = _option(None, "folder of the list files (list datasets, imagefolder-lt); null: next to the "
                                          "images (imagefolder-lt: <tree>/lt_lists, or a user cache folder when the "

@@ -91,7 +91,7 @@ def _checkpoint_model(state: dict, path: str | os.PathLike, split: str = "test",
 
 def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device: str = "auto", data_root=None,
                         list_dir=None, skip_bad_images: bool = False, tau_norm: str | float | None = None,
-                        allow_other_data: bool = False) -> dict:
+                        tau_split: str = "val", allow_other_data: bool = False) -> dict:
     """Rebuild the model stored in a checkpoint and evaluate it on ``split`` of its dataset.
 
     ``data_root``/``list_dir`` point at data that moved since training (default: where the run
@@ -103,8 +103,8 @@ def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device:
     classes anyway (a deliberate transfer: label i is scored as the checkpoint's class i).
 
     ``tau_norm`` τ-normalises the classifier first (:func:`nbn_tutorial.models.tau_normalize`): a number,
-    or ``"auto"`` to search τ on the val split (the test split when there is none, and ``tau_note`` says
-    so); the result then also holds ``tau``, ``tau_split`` and ``tau_note``.
+    or ``"auto"`` to search τ on ``tau_split`` (val; ``test`` only when asked, and ``tau_note`` says so);
+    the result then also holds ``tau``, ``tau_split`` and ``tau_note``.
     """
     from nbn_tutorial import data
 
@@ -123,7 +123,7 @@ def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device:
     tau_metrics: dict = {}
     if tau_norm is not None:
         with cpu_threads(config.cpu_threads):
-            model, tau_metrics = _tau_normalized_model(model, config, tau_norm, runtime.device)
+            model, tau_metrics = _tau_normalized_model(model, config, tau_norm, runtime.device, tau_split)
     loss_fn = build_loss_for(config, dataset).to(runtime.device)
     loader = data.make_loader(dataset, batch_size=config.batch_size, train=False, device=runtime.device,
                               seed=config.seed, num_workers=config.num_workers, channels_last=runtime.channels_last)
@@ -135,15 +135,15 @@ def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device:
             **tau_metrics}
 
 
-def _tau_normalized_model(model: nn.Module, config: Config, tau_norm: str | float,
-                          device: torch.device) -> tuple[nn.Module, dict]:
+def _tau_normalized_model(model: nn.Module, config: Config, tau_norm: str | float, device: torch.device,
+                          tau_split: str = "val") -> tuple[nn.Module, dict]:
     """``model`` τ-normalised with a given τ or one searched by :func:`~.tau_norm.search_tau`, and what was done."""
     from nbn_tutorial.models import tau_normalize
     from nbn_tutorial.train.tau_norm import parse_tau, search_tau
 
     choice = parse_tau(tau_norm)
     if choice == "auto":
-        search = search_tau(model, config, device=device)
+        search = search_tau(model, config, device=device, split=tau_split)
         tau, split, note = search.tau, search.split, search.note
     else:
         tau, split, note = float(choice), None, f"τ = {float(choice):g} as given"

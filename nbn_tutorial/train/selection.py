@@ -2,7 +2,8 @@
 
 Choosing a checkpoint by its test accuracy and then reporting that accuracy flatters the model. So
 ``select_best_on: auto`` (the default) selects on the dataset's val split when it has one distinct from
-its test split (ImageNet-LT, Places-LT, an ImageFolder tree with both val/ and test/), and otherwise
+its test split (ImageNet-LT, Places-LT, an ImageFolder tree with both val/ and test/, and the in-memory
+datasets' held-out split of unused training images: digits, Fashion-MNIST, CIFAR), and otherwise
 writes no ``best.pt`` at all: ``last.pt`` is the result. ``select_best_on: test`` restores the old
 behaviour and every message about that checkpoint says it was selected on the test split.
 """
@@ -27,17 +28,21 @@ def same_samples(first: Any, second: Any) -> bool:
 
 
 def has_own_val_split(config: Config) -> bool:
-    """True when the config's dataset has a val split that differs from its test split."""
+    """True when the config's dataset has a non-empty val split that differs from its test split (in-memory
+    datasets: the held-out split of ``val_per_class`` images per class; file datasets: their val list)."""
     from nbn_tutorial import data
     from nbn_tutorial.train.builders import build_datasets
 
-    if "val" not in data.DATASETS[config.dataset].splits and config.dataset != "imagefolder-lt":
+    spec = data.DATASETS[config.dataset]
+    if "val" not in spec.splits and config.dataset != "imagefolder-lt":
+        return False
+    if spec.kind == "tensor" and data.resolve_val_per_class(spec, config.val_per_class) == 0:
         return False
     try:
         splits = build_datasets(config, ("val", "test"))
     except UserError:
         return False
-    return not same_samples(splits["val"], splits["test"])
+    return len(splits["val"]) > 0 and not same_samples(splits["val"], splits["test"])
 
 
 def selection_split(config: Config) -> str | None:

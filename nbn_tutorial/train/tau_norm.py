@@ -1,9 +1,11 @@
 """Post-hoc τ-normalisation of a trained classifier (Kang et al., ICLR 2020), with τ chosen honestly.
 
-τ is searched over classifier-balancing's grid 0, 0.1, ..., 2 by balanced accuracy on the dataset's own
-val split. A dataset without one (CIFAR-LT, digits, Fashion-MNIST) can only be searched on its test
-split: :func:`search_tau` then says so (:attr:`TauSearch.note`), because the test accuracy at that τ is
-optimistic. The penultimate features are computed once; each τ only re-runs the classifier head(s).
+τ is searched over classifier-balancing's grid 0, 0.1, ..., 2 by balanced accuracy on the dataset's val
+split (its own, or the held-out split of unused training images of digits, Fashion-MNIST and CIFAR).
+Searching on the test split happens only when asked for (``split="test"``, ``--tau-split test``) and is
+then said (:attr:`TauSearch.note`), because the test accuracy at that τ is optimistic; a dataset without
+a val split is refused otherwise. The penultimate features are computed once; each τ only re-runs the
+classifier head(s).
 """
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ class TauSearch:
     def note(self) -> str:
         """One sentence on where τ was chosen (a warning when it was the test split)."""
         if self.split == "test":
-            return (f"τ = {self.tau:g} was chosen on the test split because {self.dataset} has no val split of its "
-                    "own, so the test accuracy with it is optimistic")
+            return (f"τ = {self.tau:g} was chosen on the test split (asked for), so the test accuracy with it is "
+                    "optimistic")
         return f"τ = {self.tau:g} was chosen by balanced accuracy on the {self.split} split"
 
 
@@ -94,13 +96,22 @@ def tau_table(model: nn.Module, dataset, taus=TAU_GRID, device: str | torch.devi
     return pd.DataFrame(rows)
 
 
-def search_tau(model: nn.Module, config: Config, taus=TAU_GRID, device: str | torch.device = "cpu") -> TauSearch:
-    """The τ with the best balanced accuracy on the config's val split (its test split when it has none; the
-    smallest τ among ties), with the whole table."""
+TAU_SPLITS = ("val", "test")
+
+
+def search_tau(model: nn.Module, config: Config, taus=TAU_GRID, device: str | torch.device = "cpu",
+               split: str = "val") -> TauSearch:
+    """The τ with the best balanced accuracy on the config's ``split`` (val; test only when asked, and the
+    result says so; the smallest τ among ties), with the whole table."""
+    from nbn_tutorial.registry import check_choice
     from nbn_tutorial.train.builders import build_datasets
     from nbn_tutorial.train.selection import has_own_val_split
 
-    split = "val" if has_own_val_split(config) else "test"
+    check_choice("τ search split", split, TAU_SPLITS)
+    if split == "val" and not has_own_val_split(config):
+        raise UserError(f"{config.dataset} has no val split here (val_per_class 0, or no val files), so τ cannot be "
+                        "chosen on held-out data; give τ as a number (--tau-norm 1.0), or search on the test split "
+                        "with --tau-split test (optimistic, and said so)")
     dataset = build_datasets(config, (split,))[split]
     table = tau_table(model, dataset, taus, device)
     best = table.loc[table["balanced_acc"].fillna(-1.0).idxmax()]

@@ -73,7 +73,8 @@ def _validate_dataset_options(config: Config) -> None:
                         "profile and max_per_class to null and class_order to ldam")
     if config.max_per_class is not None and config.max_per_class < 1:
         raise UserError(f"max_per_class must be at least 1 (or null for all the data), got {config.max_per_class}")
-    data.spec_with_options(data.DATASETS[config.dataset], config.image_size)   # image_size: files datasets, >= 1
+    spec = data.spec_with_options(data.DATASETS[config.dataset], config.image_size)   # image_size: files, >= 1
+    data.resolve_val_per_class(spec, config.val_per_class)                              # tensor datasets, >= 0
 
 
 def _validate_counts(config: Config) -> None:
