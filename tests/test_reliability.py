@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from cli_tools import error_line, run_cli
+from cli_tools import cli_options, error_line, run_cli
 
 from nbn_tutorial import study, train
 from nbn_tutorial.errors import UserError
@@ -216,6 +216,18 @@ def test_help_texts_name_study_and_only_the_options_a_command_has():
     assert "study" in run_cli("--help").stdout.split("positional arguments")[0]
     sweep_help = run_cli("notebooks", "sweep", "--help").stdout
     assert "--profile" not in sweep_help and "-f and -p apply in the order given" in sweep_help
+
+
+def test_the_options_new_advice_names_exist_where_it_is_given():
+    from nbn_tutorial.notebooks.runner import FRESH_HINT
+    from nbn_tutorial.train.identity import EVALUATE_OVERRIDE, RESUME_REMEDY
+
+    options = cli_options()
+    advice = {"notebooks run": FRESH_HINT, "evaluate": EVALUATE_OVERRIDE, "train": RESUME_REMEDY}
+    for command, text in advice.items():
+        flags = {word.strip("`(),;:.") for word in text.split() if word.startswith(("--", "`--"))}
+        assert flags and flags <= options[command], (command, text)
+    assert {"--allow-incomplete", "--readme"} <= options["study report"]
 
 
 def test_write_errors_say_what_to_do_for_each_cause(tmp_path):
