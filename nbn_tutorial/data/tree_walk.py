@@ -60,5 +60,5 @@ class TreeWalk:
         first = self.files.setdefault(real, path)
         if first != path:
             raise UserError(f"the image {_shown(path, self.tree)!r} of the ImageFolder tree {self.tree} is the same "
-                            f"file as {_shown(first, self.tree)!r} (reached twice through a symbolic link), so it would be "
-                            "counted, and labelled, twice; remove one of them")
+                            f"file as {_shown(first, self.tree)!r} (reached twice through a symbolic link), so it "
+                            "would be counted, and labelled, twice; remove one of them")
