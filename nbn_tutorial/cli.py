@@ -1,7 +1,8 @@
-"""The `nbn-tutorial` command line: data, train, evaluate, notebooks.
+"""The `nbn-tutorial` command line: data, train, evaluate, notebooks, study.
 
 Every subcommand is a thin layer over a package function; user errors (`UserError`) print one
-sentence and exit with status 2, never a traceback.
+sentence and exit with status 2, never a traceback. Arguments must be UTF-8 text (file names and
+reports are written as UTF-8), which is checked before anything runs.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.fileio import check_utf8_path
+from nbn_tutorial.wording import plural
 
 EXIT_USER_ERROR = 2
 
@@ -69,7 +72,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     metrics = train.evaluate_checkpoint(args.checkpoint, split=args.split, device=args.device,
                                         data_root=args.data_root, list_dir=args.list_dir,
                                         skip_bad_images=args.skip_bad_images, tau_norm=args.tau_norm,
-                                        tau_split=args.tau_split)
+                                        tau_split=args.tau_split, allow_other_data=args.allow_other_data)
     print(train.format_metrics(metrics))
     if args.tau_norm is not None:
         print(f"τ-normalisation: {metrics['tau_note']}")
@@ -109,9 +112,10 @@ def _add_parameter_options(parser: argparse.ArgumentParser, *, profile: bool) ->
                             help="a profile in notebooks/params (default: quick unless -f is given)")
     parser.add_argument("-f", "--params-file", action=_ParameterSource, kind="file", metavar="FILE",
                         help="a YAML file of notebook parameters")
+    order = "--profile, -f and -p" if profile else "-f and -p"
     parser.add_argument("-p", "--parameter", action=_ParameterSource, kind="set", nargs=2, metavar=("NAME", "VALUE"),
-                        help="one parameter, VALUE parsed as YAML as papermill does (repeatable; "
-                             "--profile, -f and -p apply in the order given, later wins)")
+                        help=f"one parameter, VALUE parsed as YAML as papermill does (repeatable; {order} apply in "
+                             "the order given, later wins)")
     parser.set_defaults(sources=[])
 
 
@@ -119,10 +123,11 @@ def _notebooks_run(args: argparse.Namespace) -> None:
     from nbn_tutorial import notebooks
 
     only = args.only.split(",") if args.only else None
-    out = notebooks.run_sequence(out_dir=args.out, only=only, sources=_sources(args))
+    out = notebooks.run_sequence(out_dir=args.out, only=only, sources=_sources(args), overwrite=args.overwrite,
+                                 report=args.report)
     print(f"executed notebooks: {out}")
-    if args.report:
-        print(f"report: {notebooks.build_report(out)}")
+    if (out / "report.md").exists():
+        print(f"report: {out / 'report.md'}")
 
 
 def _notebooks_sweep(args: argparse.Namespace) -> None:
@@ -151,8 +156,8 @@ def _notebooks_copy(args: argparse.Namespace) -> None:
 
     folder, written, kept = workspace.copy_workspace(args.dir)
     kept_text = f", kept {kept} identical" if kept else ""
-    print(f"workspace: {folder} (wrote {written} files{kept_text}); run `nbn-tutorial` and JupyterLab inside it "
-          "to use its notebooks, profiles and presets")
+    print(f"workspace: {folder} (wrote {plural(written, 'file')}{kept_text}); run `nbn-tutorial` and JupyterLab inside "
+          "it to use its notebooks, profiles and presets")
 
 
 def _study_run(args: argparse.Namespace) -> None:
@@ -170,12 +175,17 @@ def _study_report(args: argparse.Namespace) -> None:
 
     command = provenance.command_line()
     if study.is_results_folder(args.dir):
-        if args.out is not None or args.update:
+        if args.out is not None or args.update or args.allow_incomplete:
             raise UserError(f"{args.dir} holds committed results (results.csv, no study.json): it is rebuilt in "
-                            "place, so leave --out and --update out")
+                            "place, so leave --out, --update and --allow-incomplete out")
+        if args.readme is not None:   # before anything is written: a bad --readme changes nothing
+            study.check_readme(args.readme)
         summary = study.rebuild_study_report(args.dir, command=command, study_name=args.study)
     else:
-        summary = study.write_study_report(args.dir, args.out, command=command, update=args.update)
+        if args.readme is not None:
+            study.check_readme(args.readme, study.load_plan(args.dir)["study"])
+        summary = study.write_study_report(args.dir, args.out, command=command, update=args.update,
+                                           allow_incomplete=args.allow_incomplete)
     print(f"study report: {summary}")
     if args.readme is not None:
         name = summary.read_text(encoding="utf-8").splitlines()[0].split("`")[1]
@@ -249,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "accuracy on the val split")
     evaluate.add_argument("--tau-split", default="val", choices=("val", "test"),
                           help="where --tau-norm auto searches τ: val (default) or test (optimistic, and said so)")
+    evaluate.add_argument("--allow-other-data", action="store_true",
+                          help="evaluate on data whose classes differ from the checkpoint's (a deliberate transfer; "
+                               "label i is scored as the checkpoint's class i)")
     evaluate.set_defaults(handler=_evaluate)
 
     nb = commands.add_parser("notebooks", help="run the notebook sequence with papermill")
@@ -258,7 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="output directory for executed notebooks and runs")
     run.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,03")
     run.add_argument("--report", action="store_true",
-                     help="also write report.md, report.html and an HTML page of each executed notebook")
+                     help="also write report.md, report.html and an HTML page of each executed notebook (a report "
+                          "already in --out is always rewritten)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace a sequence already in --out (needed when its parameters differ; its training runs "
+                          "are kept for reuse)")
     run.set_defaults(handler=_notebooks_run)
     sweep = nb_commands.add_parser("sweep", help="run a grid of parameter sets, skipping finished ones")
     sweep.add_argument("sweep", help="sweep YAML (a base profile and a grid of parameters)")
@@ -297,8 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     study_report.add_argument("--study", default=None, help="the study's name when a results folder's header lacks it")
     study_report.add_argument("--readme", default=None,
                               help="also rewrite this README's <!-- study:NAME:start/end --> table from the report")
+    study_report.add_argument("--allow-incomplete", action="store_true",
+                              help="report a study whose planned runs are not all measured (the summary says how "
+                                   "many runs each figure rests on)")
     study_report.set_defaults(handler=_study_report)
     return parser
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """A UserError for an argument that is not UTF-8 text (it would be written into files and messages)."""
+    values = [value for value in vars(args).values() if isinstance(value, str)]
+    values += [item for _, value in getattr(args, "sources", None) or [] for item in
+               (value if isinstance(value, (list, tuple)) else [value]) if isinstance(item, str)]
+    values += [item for item in getattr(args, "set", None) or [] if isinstance(item, str)]
+    for value in values:
+        check_utf8_path(value, "the command-line argument")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -306,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
+        _check_arguments(args)
         handler(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

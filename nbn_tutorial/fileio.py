@@ -7,9 +7,13 @@ previous version. Failures are :class:`UserError` sentences naming the path.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +29,34 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+_TEMP_NAME = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")   # what atomic_write_bytes names its temporary files
+_REMEDIES = {errno.ENOSPC: "free some disk space or choose another location",
+             errno.EDQUOT: "free some of your disk quota or choose another location",
+             errno.ENOTDIR: "part of that path is a file, not a folder: choose another location"}
 
 
 def write_error(path: str | os.PathLike, error: OSError) -> UserError:
-    """The one sentence for a file or folder that cannot be written (full disk, no permission, under a file)."""
+    """The one sentence for a file or folder that cannot be written (full disk, read-only, under a file)."""
     reason = error.strerror or str(error)
-    return UserError(f"cannot write {str(path)!r} ({reason}); free some disk space or choose a writable location "
-                     "(nothing already written there was changed)")
+    remedy = _REMEDIES.get(error.errno, "choose a writable location")
+    return UserError(f"cannot write {str(path)!r} ({reason}); {remedy} (nothing already written there was changed)")
+
+
+def check_utf8_path(path: str | os.PathLike, what: str) -> None:
+    """A UserError when ``path`` holds bytes that are not UTF-8 (file names and reports are written as UTF-8)."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise UserError(f"{what} '{shown}' is not valid UTF-8 text; rename it (or choose a name) in UTF-8") from None
+
+
+def leftover_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """The temporary files of :func:`atomic_write_bytes` calls that never finished (their process was killed)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if _TEMP_NAME.match(path.name) and path.is_file())
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -140,9 +165,39 @@ def jsonl_text(rows: list[dict]) -> str:
     return "".join(json.dumps(row) + "\n" for row in rows)
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The rows of a JSON-lines file ([] when it does not exist)."""
+def read_jsonl(path: str | os.PathLike, *, torn_end: bool = False) -> list[dict]:
+    """The rows of a JSON-lines file ([] when it does not exist); a UserError naming the line that is not JSON.
+
+    ``torn_end=True`` drops a damaged last line with a note instead: an append the writer's death cut short.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [(number, line) for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace")
+                                                          .splitlines(), start=1) if line.strip()]
+    rows = []
+    for position, (number, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif torn_end and position == len(lines) - 1:
+            print(f"note: dropped the damaged last line of {path} (line {number}: an interrupted write)",
+                  file=sys.stderr)
+        else:
+            raise UserError(f"{path}, line {number}, is not a JSON object row; delete that line or restore the file")
+    return rows
+
+
+def trim_jsonl(path: str | os.PathLike, keep: Callable[[dict], bool]) -> tuple[list[dict], bool]:
+    """Keep only the rows of a JSON-lines file that ``keep`` accepts (a torn last line is dropped); returns the
+    kept rows and whether the file had to be rewritten."""
+    path = Path(path)
+    kept = [row for row in read_jsonl(path, torn_end=True) if keep(row)]
+    text = jsonl_text(kept)
+    if text == (path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""):
+        return kept, False
+    atomic_write_text(path, text)
+    return kept, True

@@ -20,6 +20,12 @@ def positive_int(value: Any, what: str) -> int:
     return int(value)
 
 
+def closest(value: object, valid: Sequence[str]) -> str | None:
+    """The valid word closest to a mistyped ``value`` (None when none is close)."""
+    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def check_choice(kind: str, value: object, valid: Sequence[str], alternative: str = "") -> None:
     """A UserError naming the valid words (and the closest one) unless ``value`` is one of ``valid``.
 
@@ -27,8 +33,8 @@ def check_choice(kind: str, value: object, valid: Sequence[str], alternative: st
     """
     if value in valid:
         return
-    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(value, valid)
+    hint = f" (did you mean {close!r}?)" if close else ""
     other = f" or {alternative}" if alternative else ""
     raise UserError(f"unknown {kind} {value!r}{hint}; valid: {', '.join(map(str, valid))}{other}")
 

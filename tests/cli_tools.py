@@ -1,6 +1,8 @@
-"""Helpers the command-line and runner tests share: run the real CLI, read its one-sentence error, write tiny notebooks."""
+"""Helpers the command-line and runner tests share: run the real CLI, list its options, read its one-sentence error,
+write tiny notebooks."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -8,6 +10,8 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from nbn_tutorial.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +43,19 @@ def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, str(path))
     return path
+
+
+def cli_options() -> dict[str, set[str]]:
+    """Every subcommand path ('data stats', 'train', ...) and the options it accepts."""
+    found: dict[str, set[str]] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child, subparser in action.choices.items():
+                    walk(subparser, f"{name} {child}".strip())
+            else:
+                found.setdefault(name, set()).update(action.option_strings)
+
+    walk(build_parser(), "")
+    return found

@@ -3,7 +3,6 @@
 Training runs are tiny digits-lt runs (about a second per epoch) unless a case needs image files;
 those use the generated trees of ``tests/image_trees.py``.
 """
-import argparse
 import json
 import resource
 import signal
@@ -13,11 +12,10 @@ import pytest
 import torch
 import yaml
 from image_trees import write_oltr_tree
-from cli_tools import error_line, run_cli, write_notebook
+from cli_tools import cli_options, error_line, run_cli, write_notebook
 
 from nbn_tutorial import data, train
 from nbn_tutorial import notebooks as runner
-from nbn_tutorial.cli import build_parser
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.train.checkpoints import write_checkpoint
 
@@ -50,22 +48,6 @@ def one_epoch_run(tmp_path_factory) -> Path:
 # Messages name only options that exist
 # ---------------------------------------------------------------------------------------------------
 
-def _cli_options() -> dict[str, set[str]]:
-    """Every subcommand path ('data stats', 'train', ...) and the options it accepts."""
-    found: dict[str, set[str]] = {}
-
-    def walk(parser: argparse.ArgumentParser, name: str) -> None:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for child, subparser in action.choices.items():
-                    walk(subparser, f"{name} {child}".strip())
-            else:
-                found.setdefault(name, set()).update(action.option_strings)
-
-    walk(build_parser(), "")
-    return found
-
-
 def _message(call) -> str:
     try:
         call()
@@ -81,7 +63,7 @@ def test_every_option_a_message_names_exists(tmp_path):
         "tree": _message(lambda: data.build_dataset("imagefolder-lt", root=tmp_path / "nowhere")),
         "bad image": data.images.SKIP_HINT,
     }
-    options = _cli_options()
+    options = cli_options()
     everywhere = set().union(*options.values())
     for what, message in messages.items():
         for flag in {word.strip("`(),;:.") for word in message.split() if word.startswith(("--", "(--", "`--"))}:
@@ -323,10 +305,15 @@ def test_rerunning_one_notebook_merges_into_the_manifest(two_notebooks, tmp_path
     assert manifest["notebooks"] == ["01_first.ipynb", "02_second.ipynb"]
     assert set(manifest["seconds"]) == {"01_first.ipynb", "02_second.ipynb"}
     assert "02_second.ipynb" in runner.build_report(out).read_text()
-    runner.run_sequence(params_file=_params(tmp_path, size=4), out_dir=out, only=["01"], notebook_dir=two_notebooks,
-                        progress=False)   # other parameters: the earlier notebooks no longer belong to it
+    other = _params(tmp_path, size=4)
+    with pytest.raises(UserError, match=r"other parameters \(size: 3 -> 4\).*--overwrite"):   # never mixed into it
+        runner.run_sequence(params_file=other, out_dir=out, only=["01"], notebook_dir=two_notebooks, progress=False)
+    assert json.loads((out / runner.MANIFEST_FILE).read_text())["parameters"] == {"size": 3}
+    runner.run_sequence(params_file=other, out_dir=out, only=["01"], notebook_dir=two_notebooks, progress=False,
+                        overwrite=True)   # a fresh sequence: the earlier notebooks and report no longer belong to it
     assert json.loads((out / runner.MANIFEST_FILE).read_text())["notebooks"] == ["01_first.ipynb"]
-    assert "other parameters" in capsys.readouterr().err
+    assert not (out / "02_second.ipynb").exists() and "size=4" in (out / "report.md").read_text()
+    assert "overwrite: removed the previous sequence" in capsys.readouterr().err
 
 
 def test_report_of_a_failed_sequence_exits_2_with_one_sentence(two_notebooks, tmp_path):

@@ -151,9 +151,12 @@ def test_a_config_built_in_python_is_type_checked_too(tmp_path):
         train.train(train.Config(epochs="3"), tmp_path / "run", progress=False)
 
 
-def test_missing_config_file_names_the_presets(tmp_path):
-    with pytest.raises(UserError, match="nope.yaml.*quick_digits_bn"):
+def test_missing_config_file_names_where_the_presets_are(tmp_path):
+    with pytest.raises(UserError, match=r"nope.yaml.*the name of a preset in .*configs") as caught:
         train.load_config(tmp_path / "nope.yaml")
+    assert "quick_digits_bn" not in str(caught.value)   # not a dump of every preset name
+    with pytest.raises(UserError, match="did you mean the preset 'quick_fashion_nbn'"):
+        train.load_config("quick_fashon_nbn")
 
 
 def test_runtime_conflicts_are_explained_before_training(tmp_path):

@@ -7,9 +7,9 @@ files (`relative/path label` per line) and are read by a torch DataLoader (`File
 
 Modules: ``longtail`` (counts, selection, shot groups), ``specs`` (the registry), ``datasets`` (dataset
 objects), ``tensor_sources`` (digits/Fashion-MNIST/CIFAR arrays), ``files`` and ``imagefolder`` (list-file
-datasets), ``build`` (build_dataset), ``samplers`` (per-epoch sample order), ``loaders``, ``cache``
-(pre-resized images), ``images`` (opening one image: what counts as unreadable), ``check`` (`data check`)
-and ``tables`` (CLI text).
+datasets; ``tree_walk`` finds a tree's images without loops or double counts), ``build`` (build_dataset),
+``samplers`` (per-epoch sample order), ``loaders``, ``cache`` (pre-resized images), ``images`` (opening one
+image: what counts as unreadable), ``check`` (`data check`) and ``tables`` (CLI text).
 """
 from nbn_tutorial.data.build import build_dataset
 from nbn_tutorial.data.cache import CACHE_MANIFEST, build_resized_cache, cache_dataset

@@ -16,6 +16,7 @@ from nbn_tutorial.data.imagefolder import tree_images
 from nbn_tutorial.data.specs import DATASETS, get_spec, resolve_data_root
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.registry import positive_int
+from nbn_tutorial.wording import plural
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def check_dataset(name: str, root=None, list_dir=None, workers: int | None = Non
 def format_check(result: CheckResult) -> str:
     """The check's report: one line per bad image, then a summary line."""
     lines = [f"{path}: {reason}" for path, reason in result.bad]
-    lines.append(f"{result.name}: opened {result.checked} images under {result.where} ({result.workers} "
-                 f"process{'es' if result.workers != 1 else ''}): "
+    lines.append(f"{result.name}: opened {plural(result.checked, 'image')} under {result.where} "
+                 f"({plural(result.workers, 'process', 'processes')}): "
                  + (f"{len(result.bad)} cannot be read" if result.bad else "all readable"))
     return "\n".join(lines)

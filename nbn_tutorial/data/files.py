@@ -70,16 +70,47 @@ def _class_names(paths: list[str], labels: np.ndarray, num_classes: int) -> list
     return names
 
 
+def _first_line_above(path: Path, limit: int) -> tuple[int, str]:
+    """The number and text of the first line of a list file whose label is ``limit`` or more."""
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            parts = line.strip().rsplit(None, 1)
+            if len(parts) == 2 and parts[1].isdigit() and int(parts[1]) >= limit:
+                return number, line.strip()
+    raise AssertionError(f"no label >= {limit} in {path}")   # only called when read_list_file found one
+
+
+def read_train_list(path: Path, limit: int | None = None) -> tuple[list[str], np.ndarray, int]:
+    """Paths, labels and class count of a train list; UserErrors for an empty list and for a label outside
+    0..C-1, where C is the dataset's class count (``limit``) or, without one, the labels must leave no class empty."""
+    paths, labels = read_list_file(path)
+    if not paths:
+        raise UserError(f"list file {path} is empty; it must list the training images, one `relative/path label` "
+                        "line each")
+    counts = np.bincount(labels)
+    empty = np.flatnonzero(counts == 0)
+    if limit is not None and labels.max() >= limit:
+        number, text = _first_line_above(path, limit)
+        raise UserError(f"{path}:{number}: {text!r}: the label is outside 0..{limit - 1} (this dataset has "
+                        f"{limit} classes); fix that line")
+    if empty.size:
+        number, text = _first_line_above(path, int(empty[0]) + 1)
+        raise UserError(f"{path}:{number}: {text!r}: label {int(labels[labels > empty[0]][0])} leaves class "
+                        f"{int(empty[0])} without any training image; labels must number the classes 0, 1, 2, ... "
+                        "without gaps, so fix that line")
+    return paths, labels, len(counts)
+
+
 def _check_labels(labels: np.ndarray, num_classes: int, path: Path) -> None:
     if labels.size and labels.max() >= num_classes:
-        raise UserError(f"{path} has label {int(labels.max())} but the train list has only {num_classes} "
-                        "classes; the list files do not belong together")
+        number, text = _first_line_above(path, num_classes)
+        raise UserError(f"{path}:{number}: {text!r}: the label is outside 0..{num_classes - 1}, the classes of the "
+                        "train list; fix that line (or the list files do not belong together)")
 
 
 def list_counts(spec: DatasetSpec, list_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Per-class train counts, the given split's counts and class names, from the list files alone."""
-    train_paths, train_labels = read_list_file(list_path(spec, list_dir, "train"))
-    num_classes = int(train_labels.max()) + 1 if train_labels.size else 0
+    train_paths, train_labels, num_classes = read_train_list(list_path(spec, list_dir, "train"), spec.num_classes)
     split_list = list_path(spec, list_dir, split)
     _, labels = read_list_file(split_list)
     _check_labels(labels, num_classes, split_list)
@@ -90,10 +121,7 @@ def list_counts(spec: DatasetSpec, list_dir: Path, split: str) -> tuple[np.ndarr
 def list_dataset(spec: DatasetSpec, image_root: Path, list_dir: Path, split: str) -> FileLTDataset:
     """One split of a list-file dataset whose relative paths resolve under ``image_root``."""
     train_list = list_path(spec, list_dir, "train")
-    train_paths, train_labels = read_list_file(train_list)
-    if not train_paths:
-        raise UserError(f"list file {train_list} is empty; it must list the training images")
-    num_classes = int(train_labels.max()) + 1
+    train_paths, train_labels, num_classes = read_train_list(train_list, spec.num_classes)
     list_file = list_path(spec, list_dir, split)
     paths, labels = (train_paths, train_labels) if list_file == train_list else read_list_file(list_file)
     _check_labels(labels, num_classes, list_file)

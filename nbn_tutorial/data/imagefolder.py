@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from nbn_tutorial.data.datasets import FileLTDataset
-from nbn_tutorial.data.files import list_dataset, read_list_file, write_list_file
+from nbn_tutorial.data.files import list_dataset, read_train_list, write_list_file
 from nbn_tutorial.data.longtail import LongTail
 from nbn_tutorial.data.specs import DATASETS, DatasetSpec, MissingFiles, check_split
+from nbn_tutorial.data.tree_walk import TreeWalk
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.fileio import check_utf8_path
 
 LIST_FOLDER = "lt_lists"
 SPLIT_NAMES = ("train", "val", "test")
@@ -35,19 +37,26 @@ def _note(text: str) -> None:
 
 
 def _class_folders(folder: Path) -> list[str]:
-    return sorted(entry.name for entry in folder.iterdir()
-                  if entry.is_dir() and not entry.name.startswith(".") and entry.name != LIST_FOLDER)
+    names = sorted(entry.name for entry in folder.iterdir()
+                   if entry.is_dir() and not entry.name.startswith(".") and entry.name != LIST_FOLDER)
+    for name in names:
+        check_utf8_path(folder / name, "the class folder")
+    return names
 
 
-def _scan_tree(tree: Path, classes: list[str], part: str = "") -> tuple[list[str], np.ndarray]:
-    """Relative paths (to the tree) and labels of the images in tree/part/<class>/..., found like ImageFolder."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
-
+def _scan_tree(tree: Path, classes: list[str], part: str = "", walk: TreeWalk | None = None
+               ) -> tuple[list[str], np.ndarray]:
+    """Relative paths (to the tree) and labels of the images in tree/part/<class>/..., found like ImageFolder
+    (symbolic-link loops and files reached twice refused, see :mod:`.tree_walk`; ``walk`` spans several parts)."""
+    walk = walk or TreeWalk(tree)
     folder = tree / part
-    present = {name: label for label, name in enumerate(classes) if (folder / name).is_dir()}
-    found = make_dataset(folder, present, extensions=IMG_EXTENSIONS, allow_empty=True) if present else []
-    paths = [Path(path).relative_to(tree).as_posix() for path, _ in found]
-    return paths, np.asarray([label for _, label in found], dtype=np.int64)
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        if (folder / name).is_dir():
+            found = walk.class_images(folder / name)
+            paths += [Path(path).relative_to(tree).as_posix() for path in found]
+            labels += [label] * len(found)
+    return paths, np.asarray(labels, dtype=np.int64)
 
 
 def _held_out_parts(tree: Path) -> list[str]:
@@ -94,7 +103,8 @@ def tree_images(tree: Path) -> list[Path]:
     classes = tree_classes(tree)
     parts = _held_out_parts(tree)
     folders = ["train", *parts] if parts else [""]
-    return [tree / path for part in folders for path in _scan_tree(tree, classes, part)[0]]
+    walk = TreeWalk(tree)
+    return [tree / path for part in folders for path in _scan_tree(tree, classes, part, walk)[0]]
 
 
 def _balanced_holdout(labels: np.ndarray, num_classes: int, seed: int, tree: Path, classes: list[str]) -> np.ndarray:
@@ -116,7 +126,7 @@ def _check_every_class_has_images(tree: Path, classes: list[str], labels: np.nda
     counts = np.bincount(labels, minlength=len(classes))
     if counts.min() < 1:
         empty = classes[int(np.argmin(counts))]
-        raise UserError(f"class {empty!r} of {tree} has no {where} image; add images to it or remove the class")
+        raise UserError(f"class {empty!r} of {tree} has no {where}image; add images to it or remove the class")
 
 
 def imagefolder_split_lines(tree: Path, longtail: LongTail, seed: int) -> tuple[list[str], dict[str, list[str]]]:
@@ -128,9 +138,10 @@ def imagefolder_split_lines(tree: Path, longtail: LongTail, seed: int) -> tuple[
     classes = tree_classes(tree)
     parts = _held_out_parts(tree)
     if parts:
-        scans = {part: _scan_tree(tree, classes, part) for part in ("train", *parts)}
+        walk = TreeWalk(tree)   # one walk: an image linked into two splits is refused
+        scans = {part: _scan_tree(tree, classes, part, walk) for part in ("train", *parts)}
         for part in parts:
-            _check_every_class_has_images(tree, classes, scans[part][1], f"{part}/")
+            _check_every_class_has_images(tree, classes, scans[part][1], f"{part}/ ")
         scans.setdefault("test", scans.get("val"))
         train_paths, train_labels = scans.pop("train")
     else:
@@ -139,7 +150,7 @@ def imagefolder_split_lines(tree: Path, longtail: LongTail, seed: int) -> tuple[
         is_test = _balanced_holdout(all_labels, len(classes), seed, tree, classes)
         scans = {"test": ([p for p, t in zip(all_paths, is_test) if t], all_labels[is_test])}
         train_paths, train_labels = [p for p, t in zip(all_paths, is_test) if not t], all_labels[~is_test]
-    _check_every_class_has_images(tree, classes, train_labels, "training")
+    _check_every_class_has_images(tree, classes, train_labels, "training ")
     keep = longtail.select(train_labels, len(classes), seed)
     lines = {"train": [f"{train_paths[i]} {train_labels[i]}" for i in keep]}
     for split, (paths, labels) in scans.items():
@@ -217,7 +228,7 @@ def existing_lists(tree: Path, list_dir: Path | None, longtail: LongTail, seed: 
     splits = _existing_splits(folder, stem)
     if not {"train", "test"} <= set(splits):
         return None
-    num_classes = int(read_list_file(folder / f"{stem}_train.txt")[1].max(initial=-1)) + 1
+    num_classes = read_train_list(folder / f"{stem}_train.txt")[2]
     _note_if_tree_changed(tree, folder, stem, splits, longtail, seed)
     return _imagefolder_spec(spec or DATASETS["imagefolder-lt"], num_classes, stem, splits, tree), folder
 

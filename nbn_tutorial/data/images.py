@@ -12,6 +12,9 @@ from nbn_tutorial.errors import UserError
 
 SKIP_HINT = ("replace it, or set skip_bad_images=true (train: --set skip_bad_images=true; evaluate: "
              "--skip-bad-images) to leave such images out; `nbn-tutorial data check` lists every unreadable image")
+# The same advice inside an executed notebook, whose parameters have no skip_bad_images option.
+NOTEBOOK_SKIP_HINT = ("replace or delete it (the notebooks stop at unreadable images); `nbn-tutorial data check` lists "
+                      "every unreadable image")
 
 
 class UnreadableImage(UserError):

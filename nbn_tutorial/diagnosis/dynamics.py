@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.fileio import atomic_write_text, jsonl_text, read_jsonl
+from nbn_tutorial.fileio import read_jsonl, trim_jsonl
 from nbn_tutorial.nn import nbn_layers
 
 DYNAMICS_FILE = "nbn_dynamics.jsonl"
@@ -62,11 +62,7 @@ def nbn_state_rows(model: nn.Module, epoch: int, reference: Mapping[str, Tensor]
 
 def truncate_dynamics(run_dir: str | os.PathLike, epochs_done: int) -> None:
     """Drop rows recorded after the checkpoint being resumed (the resumed run records them again)."""
-    path = Path(run_dir) / DYNAMICS_FILE
-    rows = read_jsonl(path)
-    kept = [row for row in rows if row["epoch"] <= epochs_done]
-    if len(kept) != len(rows):
-        atomic_write_text(path, jsonl_text(kept))
+    trim_jsonl(Path(run_dir) / DYNAMICS_FILE, lambda row: row["epoch"] <= epochs_done)
 
 
 def nbn_dynamics(run_dir: str | os.PathLike) -> pd.DataFrame:

@@ -84,14 +84,16 @@ def combine_sources(sources: Sequence[ParameterSource],
     return parameters, "+".join(labels)
 
 
-def read_notebook(path: Path):
-    """The notebook at ``path`` (nbformat v4); a UserError when it cannot be read."""
+def read_notebook(path: Path, remedy: str = "restore it from a copy"):
+    """The notebook at ``path`` (nbformat v4); a UserError ending in ``remedy`` when it cannot be read."""
     import nbformat
 
     try:
         return nbformat.read(str(path), as_version=4)
     except OSError as error:
-        raise UserError(f"cannot read notebook {path}: {error.strerror}") from None
+        raise UserError(f"cannot read notebook {path} ({error.strerror}); {remedy}") from None
+    except (ValueError, KeyError, AttributeError, TypeError):   # NotJSONError, a cut-off file, a broken layout
+        raise UserError(f"notebook {path} is damaged (not a complete notebook file); {remedy}") from None
 
 
 def _parameters_cell_source(notebook) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 from nbn_tutorial.notebooks.full_runs import SETTING_COLUMNS
 from nbn_tutorial.notebooks.runs import GROUP_METRICS, final_metrics
 from nbn_tutorial.notebooks.tables import percent, sample_std
+from nbn_tutorial.wording import plural
 
 
 class Summary(str):
@@ -169,7 +170,7 @@ def gpu_plan_note(plan, run_dir: str | Path, gpus: int, train_here: bool = True)
     if not todo:
         action = "the next cell only gathers them"
     elif train_here:
-        action = f"the next cell trains the {len(todo)} unfinished one{'s' * (len(todo) != 1)} here, one after another"
+        action = f"the next cell trains the {plural(len(todo), 'unfinished one')} here, one after another"
     else:
         action = "`train_here = True` would train the unfinished ones here, one after another"
     example = launch_commands(plan[:1], gpus=gpus) if plan else ""
@@ -199,7 +200,7 @@ def _seed_sentence(setting: tuple, runs, group: str) -> str:
     before, after = (sum(v) / len(v) for v in (by_norm["bn"], by_norm["nbn"]))
     seeds = min(len(by_norm["bn"]), len(by_norm["nbn"]))
     spread = max(sample_std(by_norm["bn"]), sample_std(by_norm["nbn"]))
-    where = f"On {setting[0]} ({setting[1]}, {setting[3]}, {setting[4]} epochs, {seeds} seed{'s' * (seeds > 1)})"
+    where = f"On {setting[0]} ({setting[1]}, {setting[3]}, {setting[4]} epochs, {plural(seeds, 'seed')})"
     sentence = change_sentence(f"{where}, NBN", f"mean {accuracy_name(group)}", before, after)
     if seeds < 2:
         return sentence + " One seed cannot tell the effect from noise."

@@ -29,8 +29,9 @@ def html_path(notebook: str | Path) -> Path:
     return Path(notebook).with_suffix(".html")
 
 
-def notebook_html(notebook: str | Path) -> Path:
-    """Render an executed notebook as a standalone HTML page next to it (JupyterLab's look); returns the page."""
+def notebook_html(notebook: str | Path, remedy: str = "execute it again") -> Path:
+    """Render an executed notebook as a standalone HTML page next to it (JupyterLab's look); returns the page.
+    ``remedy`` ends the sentence for a notebook that cannot be read."""
     from nbconvert import HTMLExporter
 
     from nbn_tutorial.notebooks.profiles import read_notebook
@@ -38,7 +39,7 @@ def notebook_html(notebook: str | Path) -> Path:
     path = Path(notebook)
     if not path.is_file():
         raise UserError(f"notebook {path} does not exist; run the notebooks first (nbn-tutorial notebooks run)")
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(read_notebook(path))
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(read_notebook(path, remedy))
     return atomic_write_text(html_path(path), body)
 
 

@@ -11,11 +11,10 @@ from pathlib import Path
 from nbn_tutorial.fileio import atomic_write_text, read_json
 from nbn_tutorial.notebooks.compound import COMPOUND_ANSWERS, COMPOUND_TABLE
 from nbn_tutorial.notebooks.full_runs import SEED_RUNS, SEED_TABLE
-from nbn_tutorial.notebooks.helpers import FIGURE_INDEX, FIGURES_SUBDIR, read_results
-from nbn_tutorial.notebooks.manifest import check_complete
+from nbn_tutorial.notebooks.helpers import FIGURE_INDEX, FIGURES_SUBDIR, RESULTS_FILE, read_results
+from nbn_tutorial.notebooks.manifest import check_complete, read_manifest, rerun_command
 from nbn_tutorial.notebooks.prose import accuracy_name, change_sentence, seed_summary
 from nbn_tutorial.notebooks.rendering import html_path, markdown_page, notebook_html
-from nbn_tutorial.notebooks.runner import read_manifest
 from nbn_tutorial.notebooks.runs import GROUP_METRICS
 from nbn_tutorial.notebooks.rebalancing import REBALANCING_SUMMARY, REBALANCING_TABLE
 from nbn_tutorial.notebooks.studies import STUDY_ANSWERS, STUDY_TABLE
@@ -83,15 +82,28 @@ SAVED_SECTIONS = (   # (heading, table, sentences) of notebooks 06, 07 and 08, i
 )
 
 
+REPORT_FILES = ("report.md", "report.html")
+
+
+def report_inputs(run_dir: Path) -> list[Path]:
+    """The records in a sequence's run directory that the report reads (results, figures, saved tables)."""
+    names = [RESULTS_FILE, FIGURES_SUBDIR, f"{SEED_TABLE}.md", f"{SEED_RUNS}.csv"]
+    names += [f"{name}.md" for _, table, text in SAVED_SECTIONS for name in (table, text)]
+    return [run_dir / name for name in names]
+
+
+def _notebook_page(out: Path, name: str) -> str:
+    """Render an executed notebook's HTML page (saying how to execute it again when it is damaged)."""
+    notebook_html(out / name, f"execute it again with `{rerun_command(out, name)}` (same parameters), then report "
+                              "again")
+    return f"[HTML]({html_path(name).as_posix()})"
+
+
 def _notebook_lines(out: Path, manifest: Mapping) -> list[str]:
     """The table of executed notebooks, each linked as .ipynb and as its HTML page (rendered here)."""
     lines = ["| notebook | page | seconds |", "| --- | --- | --- |"]
     for name in manifest["notebooks"]:
-        page = "not run"
-        if (out / name).exists():
-            notebook_html(out / name)
-            page = f"[HTML]({html_path(name).as_posix()})"
-        lines.append(f"| [{name}]({name}) | {page} | {manifest['seconds'].get(name, 'not run')} |")
+        lines.append(f"| [{name}]({name}) | {_notebook_page(out, name)} | {manifest['seconds'][name]} |")
     return lines + [""]
 
 
@@ -112,5 +124,6 @@ def build_report(out_dir: str | Path) -> Path:
         lines += _saved_section(run_dir, heading, table_name, text_name)
     lines += _figure_lines(out, run_dir)
     text = "\n".join(lines).rstrip() + "\n"
-    atomic_write_text(out / "report.html", markdown_page(text, f"NBN tutorial report: {manifest['profile']}"))
-    return atomic_write_text(out / "report.md", text)
+    markdown, page = REPORT_FILES
+    atomic_write_text(out / page, markdown_page(text, f"NBN tutorial report: {manifest['profile']}"))
+    return atomic_write_text(out / markdown, text)

@@ -15,6 +15,7 @@ from nbn_tutorial.accuracy import SHOT_NAMES
 from nbn_tutorial.notebooks.helpers import record_result
 from nbn_tutorial.notebooks.tables import percent
 from nbn_tutorial.paths import project_path
+from nbn_tutorial.wording import plural
 
 GROUP_METRICS = ("overall", *SHOT_NAMES)   # the accuracies the notebooks compare between runs
 ACCURACY_COLUMNS = ("overall", "balanced", *SHOT_NAMES)   # what final_metrics returns, in this order
@@ -124,7 +125,7 @@ def describe_model(model) -> str:
              f"{len(batchnorms)} BatchNorm layers, {len(nbn)} of them NBN"]
     if nbn:
         lines.append(f"NBN layers: {', '.join(name for name, _ in nbn)}")
-        lines.append(f"learnable α: {len(alphas)} scalar parameter{'s' * (len(alphas) != 1)}")
+        lines.append(f"learnable α: {plural(len(alphas), 'scalar parameter')}")
     compound = nbn_nn.compound_layers(model)
     if compound:
         components = sorted({layer.num_components for _, layer in compound})

@@ -20,9 +20,10 @@ from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_json, atomic_write_text, read_json, read_yaml_mapping
 from nbn_tutorial.notebooks.helpers import read_results
 from nbn_tutorial.notebooks.implied import check_training_configs
+from nbn_tutorial.notebooks.manifest import read_manifest
 from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, ParameterSource, check_parameters, combine_sources,
                                              load_profile, select_notebooks, sequence_of)
-from nbn_tutorial.notebooks.runner import RUN_DIR_PARAMETER, execute_sequence, read_manifest
+from nbn_tutorial.notebooks.runner import RUN_DIR_PARAMETER, execute_sequence
 from nbn_tutorial.notebooks.tables import markdown_table, mean_std_rows
 from nbn_tutorial.registry import check_choice
 
@@ -132,7 +133,8 @@ def run_sweep(path: str | Path, out_dir: str | Path | None = None, *, progress: 
             continue
         if progress:
             print(f"sweep set {position}/{len(sets)} {set_dir.name}", flush=True)
-        execute_sequence(parameters, notebooks, set_dir, label=f"{sweep.name}/{set_dir.name}", progress=progress)
+        execute_sequence(parameters, notebooks, set_dir, label=f"{sweep.name}/{set_dir.name}", progress=progress,
+                         fresh_hint="delete that folder, or choose another --out to run the edited sweep")
         atomic_write_json(set_dir / DONE_MARKER, {"parameters": parameters, "notebooks": [p.name for p in notebooks],
                                                   "grid": values})
     return write_sweep_summary(out, sets)

@@ -13,9 +13,9 @@ Modules: ``spec`` (study files), ``runner`` (training), ``measures`` (what a run
 """
 from nbn_tutorial.study.contrasts import CONTRAST_COLUMNS, PRIMARY_FAMILY, Design, contrast_table, planned_contrasts
 from nbn_tutorial.study.evidence import alpha_correlation, alpha_trajectories
-from nbn_tutorial.study.readme import readme_block, readme_table, update_readme
+from nbn_tutorial.study.readme import check_readme, readme_block, readme_table, update_readme
 from nbn_tutorial.study.report import is_results_folder, load_design, rebuild_study_report, write_study_report
-from nbn_tutorial.study.runner import load_plan, read_rows, run_one, run_study
+from nbn_tutorial.study.runner import load_plan, read_rows, report_plan, run_one, run_study, unmeasured_runs
 from nbn_tutorial.study.spec import PlannedRun, Study, load_study, plan_study, resolve_study_path
 from nbn_tutorial.study.stats import (Correlation, Interval, correlation, holm, paired_difference, paired_values,
                                      sign_flip_p, smallest_sign_flip_p, t_interval, t_test_p)
@@ -27,7 +27,8 @@ from nbn_tutorial.study.verdicts import contrast_sentence, effect, judgement
 
 __all__ = [
     "CONTRAST_COLUMNS", "PRIMARY_FAMILY", "Design", "contrast_table", "planned_contrasts", "alpha_correlation",
-    "alpha_trajectories", "readme_block", "readme_table", "update_readme", "is_results_folder", "load_design",
+    "alpha_trajectories", "readme_block", "readme_table", "update_readme", "check_readme", "report_plan",
+    "unmeasured_runs", "is_results_folder", "load_design",
     "rebuild_study_report", "write_study_report", "load_plan", "read_rows", "run_one", "run_study", "PlannedRun",
     "Study", "load_study", "plan_study", "resolve_study_path", "Correlation", "Interval", "correlation", "holm",
     "paired_difference", "paired_values", "sign_flip_p", "smallest_sign_flip_p", "t_interval", "t_test_p",

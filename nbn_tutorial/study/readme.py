@@ -55,15 +55,33 @@ def readme_block(name: str, results_dir: str | os.PathLike, design: Design) -> s
     return "\n".join([*parts, end])
 
 
-def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, design: Design) -> Path:
-    """Replace the marked block of study ``name`` in ``readme`` with the one computed from ``results_dir``."""
-    path = Path(readme)
+def _readme_text(path: Path, name: str | None) -> tuple[str, re.Pattern | None]:
+    """The README's text and the pattern of study ``name``'s marked block (None without a name); UserErrors for a
+    README that is missing or unreadable, or that lacks the block."""
     if not path.is_file():
         raise UserError(f"README {str(path)!r} does not exist; give the README.md that holds the study's table")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read README {str(path)!r} ({getattr(error, 'strerror', None) or error})") from None
+    if name is None:
+        return text, None
     start, end = _markers(name)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
     if not pattern.search(text):
         raise UserError(f"{path} has no block {start} ... {end}; add those two lines where the table belongs")
+    return text, pattern
+
+
+def check_readme(readme: str | os.PathLike, name: str | None = None) -> None:
+    """A UserError unless ``readme`` can be read (and holds study ``name``'s block, when the name is known): checked
+    before a report is written, so a bad --readme changes nothing."""
+    _readme_text(Path(readme), name)
+
+
+def update_readme(readme: str | os.PathLike, name: str, results_dir: str | os.PathLike, design: Design) -> Path:
+    """Replace the marked block of study ``name`` in ``readme`` with the one computed from ``results_dir``."""
+    path = Path(readme)
+    text, pattern = _readme_text(path, name)
     block = readme_block(name, results_dir, design)
     return atomic_write_text(path, pattern.sub(lambda _: block, text))

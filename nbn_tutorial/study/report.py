@@ -26,7 +26,7 @@ import pandas as pd
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text, ensure_dir
 from nbn_tutorial.study.contrasts import Design, contrast_table
-from nbn_tutorial.study.runner import PLAN_FILE, load_plan, read_rows
+from nbn_tutorial.study.runner import PLAN_FILE, read_rows, report_plan
 from nbn_tutorial.study.spec import load_study, plan_study
 from nbn_tutorial.study.stats import METHOD
 from nbn_tutorial.study.summary import summary_markdown
@@ -118,7 +118,7 @@ def _write(target: Path, name: str, header: list[str], tables: dict[str, pd.Data
 
 
 def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLike | None = None,
-                       command: str | None = None, update: bool = False) -> Path:
+                       command: str | None = None, update: bool = False, allow_incomplete: bool = False) -> Path:
     """Write every report file for the study run in ``out_dir`` (see the module docstring); returns summary.md.
 
     With ``update``, runs the run folder does not hold keep their rows from the tables already in
@@ -126,7 +126,7 @@ def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLik
     from nbn_tutorial import provenance
 
     out = Path(out_dir)
-    rows, plan = read_rows(out), load_plan(out)
+    rows, plan = read_rows(out), report_plan(out, allow_incomplete)   # refuses unmeasured runs unless allowed
     target = ensure_dir(results_dir if results_dir is not None else out)
     command = command or provenance.command_line()
     tables = {"results": results_frame(rows), "per_class": per_class_frame(rows), "dynamics": dynamics_frame(rows)}

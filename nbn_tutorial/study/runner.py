@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.fileio import atomic_write_json, ensure_dir, read_json
+from nbn_tutorial.fileio import atomic_write_json, check_utf8_path, read_json
 from nbn_tutorial.registry import check_choice, positive_int
 from nbn_tutorial.study.spec import ROW_FILE, PlannedRun, Study, load_study, plan_study
+from nbn_tutorial.wording import plural
 
 PLAN_FILE = "study.json"
 
@@ -51,22 +52,24 @@ def run_one(run: PlannedRun) -> dict[str, Any]:
     """Train (or resume) one planned run, measure it and write its ``study_row.json``; returns the row."""
     from nbn_tutorial import train
     from nbn_tutorial.study.measures import run_measures
+    from nbn_tutorial.train.lock import folder_lock
     from nbn_tutorial.train.runtime import cpu_threads
 
     started = time.perf_counter()
     config = train.config_from_dict(run.values, f"study run {run.label}")
     row: dict[str, Any] = {"dataset": run.dataset, "arm": run.arm, "seed": run.seed, "preset": run.preset,
                            "config": run.values}
-    try:
-        if run.posthoc is None:
-            train.load_or_train(config, run.path, progress=False)
-        with cpu_threads(config.cpu_threads):
-            measured = run.path if run.posthoc is None else Path(run.posthoc["source"])
-            row.update(status="finished", **run_measures(measured, tau_norm=(run.posthoc or {}).get("tau_norm")))
-    except UserError as error:
-        row.update(status="failed", error=str(error))
-    row["seconds"] = round(time.perf_counter() - started, 1)
-    atomic_write_json(run.path / ROW_FILE, row)
+    with folder_lock(run.path):   # another writer there stops the study (it is not this run's failure)
+        try:
+            if run.posthoc is None:
+                train.load_or_train(config, run.path, progress=False)
+            with cpu_threads(config.cpu_threads):
+                measured = run.path if run.posthoc is None else Path(run.posthoc["source"])
+                row.update(status="finished", **run_measures(measured, tau_norm=(run.posthoc or {}).get("tau_norm")))
+        except UserError as error:
+            row.update(status="failed", error=str(error))
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        atomic_write_json(run.path / ROW_FILE, row)
     return row
 
 
@@ -142,28 +145,36 @@ def run_study(study: str | os.PathLike | Study, out_dir: str | os.PathLike, *, j
               progress: bool = True, command: str | None = None, arms: Sequence[str] | None = None,
               datasets: Sequence[str] | None = None) -> Path:
     """Run every planned run of ``study`` into ``out_dir`` (skipping measured ones; only those of ``arms`` and
-    ``datasets`` when given, so that a long study can give some arms their seeds first); returns ``out_dir``."""
+    ``datasets`` when given, so that a long study can give some arms their seeds first); returns ``out_dir``.
+
+    The folder is locked while the study runs (:mod:`nbn_tutorial.train.lock`), and created only once the
+    study is planned: a study refused before it starts leaves no folder behind."""
+    from nbn_tutorial.train.lock import folder_lock
+
     positive_int(jobs, "jobs")
     study = study if isinstance(study, Study) else load_study(study)
-    out = ensure_dir(out_dir)
+    out = Path(out_dir)
+    check_utf8_path(out, "study folder")
     plan = plan_study(study, out)
-    unmeasured = [run for run in plan if not _row_matches(run)]
-    pending = _chosen_runs(plan, unmeasured, arms, datasets, study)
-    _write_plan(out, study, plan, command)
-    if progress:
-        subset = [f"{what} {', '.join(names)}" for what, names in (("arms", arms), ("datasets", datasets)) if names]
-        chosen = f" ({'; '.join(subset)}; {len(unmeasured) - len(pending)} other runs wait)" if subset else ""
-        print(f"study {study.name}: {len(plan)} runs, {len(plan) - len(unmeasured)} already measured, "
-              f"{len(pending)} to run with {jobs} process(es){chosen} -> {out}", flush=True)
-    started, done = time.perf_counter(), 0
-
-    def report(row: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
+    with folder_lock(out, "study folder"):
+        unmeasured = [run for run in plan if not _row_matches(run)]
+        pending = _chosen_runs(plan, unmeasured, arms, datasets, study)
+        _write_plan(out, study, plan, command)
         if progress:
-            print(_progress_line(done, len(pending), row, started), flush=True)
+            subset = [f"{what} {', '.join(names)}" for what, names in (("arms", arms), ("datasets", datasets))
+                      if names]
+            chosen = f" ({'; '.join(subset)}; {len(unmeasured) - len(pending)} other runs wait)" if subset else ""
+            print(f"study {study.name}: {len(plan)} runs, {len(plan) - len(unmeasured)} already measured, "
+                  f"{len(pending)} to run with {plural(jobs, 'process', 'processes')}{chosen} -> {out}", flush=True)
+        started, done = time.perf_counter(), 0
 
-    _execute(pending, jobs, report)
+        def report(row: dict[str, Any]) -> None:
+            nonlocal done
+            done += 1
+            if progress:
+                print(_progress_line(done, len(pending), row, started), flush=True)
+
+        _execute(pending, jobs, report)
     return out
 
 
@@ -173,6 +184,46 @@ def load_plan(out_dir: str | os.PathLike) -> dict[str, Any]:
     if not plan_path.is_file():
         raise UserError(f"{str(out_dir)!r} holds no study ({PLAN_FILE} is missing); run `nbn-tutorial study run` first")
     return read_json(plan_path, "study plan")
+
+
+def unmeasured_runs(out_dir: str | os.PathLike) -> list[str]:
+    """The planned runs of the study in ``out_dir`` without a result: ``<run folder> (missing)`` when the folder
+    is gone, ``(unfinished)`` when it was stopped (or is still running) before it was measured."""
+    out = Path(out_dir)
+    return [f"{relative} ({'unfinished' if (out / relative).exists() else 'missing'})"
+            for relative in load_plan(out)["runs"] if not (out / relative / ROW_FILE).is_file()]
+
+
+def _finished_counts(out: Path, plan: dict[str, Any]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(finished, planned) runs of every (dataset, arm) of the plan."""
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    for relative in plan["runs"]:
+        key = tuple(Path(relative).parts[:2])
+        row_path = out / relative / ROW_FILE
+        finished = row_path.is_file() and read_json(row_path, "study row").get("status") == "finished"
+        done, total = counts.get(key, (0, 0))
+        counts[key] = (done + finished, total + 1)
+    return counts
+
+
+def report_plan(out_dir: str | os.PathLike, allow_incomplete: bool = False) -> dict[str, Any]:
+    """The plan a report is written from: refused while planned runs have no result unless ``allow_incomplete``;
+    when any planned run is not finished, its description ends with the finished runs behind every figure."""
+    out = Path(out_dir)
+    plan = load_plan(out)
+    unmeasured = unmeasured_runs(out)
+    if unmeasured and not allow_incomplete:
+        shown = ", ".join(unmeasured[:4]) + (f" and {len(unmeasured) - 4} more" if len(unmeasured) > 4 else "")
+        raise UserError(f"the study in {out} is incomplete: {plural(len(unmeasured), 'planned run')} without a result "
+                        f"({shown}); finish it with `nbn-tutorial study run {plan.get('source')} --out {out}`, or "
+                        "report the runs there are with --allow-incomplete")
+    counts = _finished_counts(out, plan)
+    if all(done == total for done, total in counts.values()):
+        return plan
+    state = "INCOMPLETE, reported with --allow-incomplete" if unmeasured else "some runs failed"
+    basis = ", ".join(f"{dataset} {arm} {done}/{total}" for (dataset, arm), (done, total) in counts.items())
+    return {**plan, "description": f"{plan.get('description', '')} ({state}: each figure rests only on finished runs; "
+                                   f"finished/planned runs in this run folder per dataset and arm: {basis})"}
 
 
 def read_rows(out_dir: str | os.PathLike) -> list[dict[str, Any]]:

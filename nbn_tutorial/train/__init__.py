@@ -27,6 +27,8 @@ The modules, one concept each:
 - :mod:`.builders`: datasets, model, loss, optimizer from a config;
 - :mod:`.checkpoints`: checkpoint files and random states; :mod:`.metric_files`: metrics.jsonl/csv;
 - :mod:`.run_dir`: the run directory's name, checks, clearing and --overwrite staging;
+- :mod:`.lock`: one writer per run directory (and per study or notebook output folder);
+- :mod:`.identity`: the classes and training set a checkpoint records, checked by evaluation, stage 2, resume;
 - :mod:`.guards`: exploding losses, non-finite models, skipped images, config notes;
 - :mod:`.data_paths`: absolute data roots in run configs, relocating a checkpoint's data;
 - :mod:`.trainer`: the training loop, :func:`train` and :func:`load_or_train`;

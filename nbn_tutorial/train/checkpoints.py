@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,13 +62,38 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged files (EOF, zip, unpickling)
-        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
-        raise UserError(f"checkpoint {str(path)!r} is corrupt or not a PyTorch checkpoint ({reason}); "
+        raise UserError(f"checkpoint {str(path)!r} is corrupt or not a PyTorch checkpoint ({_load_failure(error)}); "
                         "use another checkpoint or train again") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise UserError(f"checkpoint {str(path)!r} is not an nbn-tutorial training checkpoint (format "
                         f"{CHECKPOINT_FORMAT}); pass the best.pt or last.pt of a run directory")
     return state
+
+
+def _load_failure(error: Exception) -> str:
+    """Why torch.load failed, in a few words of our own (torch's texts run to several lines)."""
+    if "Weights only load failed" in str(error):
+        return "it holds Python objects besides tensors, which a weights-only load refuses"
+    return "the file is cut short or damaged, or torch.save did not write it"   # EOF, zip, mmap and pickle errors
+
+
+def _shape(tensor: Any) -> str:
+    return "x".join(str(size) for size in tensor.shape) or "a scalar"
+
+
+def state_mismatch(expected: Mapping[str, Any], stored: Mapping[str, Any]) -> str:
+    """The first way a checkpoint's tensors ``stored`` differ from a model's ``expected`` ones, in words."""
+    for key, value in expected.items():
+        if key in stored and tuple(stored[key].shape) != tuple(value.shape):
+            return f"{key} is {_shape(stored[key])} in the checkpoint and {_shape(value)} in the model"
+    missing = [key for key in expected if key not in stored]
+    extra = [key for key in stored if key not in expected]
+    if missing:
+        return f"the checkpoint lacks {', '.join(missing[:3])}" + (f" and {len(missing) - 3} more" if len(missing) > 3
+                                                                   else "")
+    if extra:
+        return f"the checkpoint holds {', '.join(extra[:3])}, which the model has not"
+    return "the tensors match"
 
 
 def checkpoint_config(state: dict, path: str | os.PathLike) -> Config:

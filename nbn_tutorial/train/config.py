@@ -14,7 +14,7 @@ SELECTION_SPLITS = ("auto", "val", "test", "none")
 DEVICES = ("auto", "cpu", "cuda")
 # Fields that may change between an interrupted run and its resumption: they do not change what is computed.
 RUN_CONTROL_FIELDS = frozenset({"stop_after_epochs", "num_workers", "cpu_threads", "data_root", "save_every",
-                                "download", "device", "list_dir", "skip_bad_images", "max_loss"})
+                                "download", "device", "list_dir", "skip_bad_images", "max_loss", "allow_other_data"})
 AUTO = ("auto",)
 
 
@@ -109,6 +109,8 @@ class Config:
     trainable: str = _option("all", "what trains: all, classifier (cRT: backbone and its BN statistics frozen), "
                                     "classifier-scale (LWS: one learned scale per class) or router (RIDE's router)")
     reinit_classifier: bool = _option(False, "stage 2: re-initialise the classifier before training (cRT)")
+    allow_other_data: bool = _option(False, "init_from: accept a checkpoint trained on other classes or another "
+                                            "training set (a deliberate transfer; refused by default)")
     # optimisation
     seed: int = _option(0, "seed of initialisation, shuffling and augmentation")
     epochs: int = _option(200, "number of training epochs")

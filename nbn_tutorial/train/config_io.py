@@ -16,6 +16,7 @@ import yaml
 from nbn_tutorial import paths
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text, read_yaml_mapping
+from nbn_tutorial.registry import closest
 from nbn_tutorial.train.coercion import coerce_entry, coerce_values
 from nbn_tutorial.train.config import Config, config_to_dict
 from nbn_tutorial.train.validation import validate_config
@@ -33,14 +34,16 @@ def _resolve_config_path(path: str | os.PathLike) -> Path:
         return candidate
     if candidate.is_dir():
         inside = candidate / "config.yaml"
-        hint = f", e.g. {str(inside)!r}" if inside.is_file() else f" or a preset name ({', '.join(list_presets())})"
+        hint = f", e.g. {str(inside)!r}" if inside.is_file() else f" or the name of a preset in {paths.PRESET_DIR}"
         raise UserError(f"config file {str(path)!r} is a folder; give the path of a YAML file{hint}")
     name = candidate.name if candidate.suffix in (".yaml", ".yml") else f"{candidate.name}.yaml"
     preset = paths.PRESET_DIR / name
     if candidate.parent == Path(".") and preset.is_file():
         return preset
-    names = ", ".join(list_presets()) or "none"
-    raise UserError(f"config file {str(path)!r} does not exist; give a YAML path or a preset name ({names})")
+    close = closest(Path(name).stem, list_presets()) if candidate.parent == Path(".") else None
+    hint = f"did you mean the preset {close!r}? " if close else ""
+    raise UserError(f"config file {str(path)!r} does not exist; {hint}give a YAML path or the name of a preset in "
+                    f"{paths.PRESET_DIR}")
 
 
 def _parse_override(text: str) -> tuple[str, Any]:

@@ -13,10 +13,11 @@ from torch import Tensor, nn
 from nbn_tutorial.data.specs import MissingFiles
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.train.builders import build_datasets, build_loss_for, build_model_for
-from nbn_tutorial.train.checkpoints import checkpoint_config, read_checkpoint
+from nbn_tutorial.train.checkpoints import checkpoint_config, read_checkpoint, state_mismatch
 from nbn_tutorial.train.config import Config
 from nbn_tutorial.train.data_paths import relocate_data
 from nbn_tutorial.train.guards import check_finite_checkpoint
+from nbn_tutorial.train.identity import EVALUATE_OVERRIDE, check_classes
 from nbn_tutorial.train.metric_files import accuracy_metrics
 from nbn_tutorial.train.runtime import Runtime, cpu_threads, resolve_device, resolve_runtime
 
@@ -60,11 +61,12 @@ def count_metrics(model: nn.Module, correct: Tensor, total: Tensor, shot_groups:
 
 
 def _checkpoint_model(state: dict, path: str | os.PathLike, split: str = "test", *, data_root=None, list_dir=None,
-                      skip_bad_images: bool = False) -> tuple[nn.Module, Config, Any]:
+                      skip_bad_images: bool = False, allow_other_data: bool = False) -> tuple[nn.Module, Config, Any]:
     """(model with the checkpoint's weights on CPU in eval mode, its config, the ``split`` dataset).
 
     The config's data root and list folder are relocated (see :func:`~.data_paths.relocate_data`);
-    a checkpoint holding nan or inf is refused.
+    a checkpoint holding nan or inf is refused, and so is data whose classes differ from the ones the
+    checkpoint was trained on (unless ``allow_other_data``).
     """
     check_finite_checkpoint(state, path)
     config = relocate_data(checkpoint_config(state, path), data_root, list_dir)
@@ -75,24 +77,30 @@ def _checkpoint_model(state: dict, path: str | os.PathLike, split: str = "test",
     except MissingFiles as error:
         raise MissingFiles(f"{error}; if the data moved since this run trained, pass evaluate --data-root (or set "
                            "$NBN_DATA)") from None
+    if not allow_other_data:
+        check_classes(state, dataset.classes, f"checkpoint {str(path)!r}", EVALUATE_OVERRIDE)
     model = build_model_for(config, dataset)
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise UserError(f"checkpoint {path} does not match its own config's model "
-                        f"({str(error).splitlines()[0]})") from None
+    except RuntimeError:
+        raise UserError(f"checkpoint {str(path)!r} does not fit the model its config builds for this data "
+                        f"({state_mismatch(model.state_dict(), state['model'])}); evaluate it on the data it was "
+                        "trained on") from None
     return model.eval(), config, dataset
 
 
 def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device: str = "auto", data_root=None,
                         list_dir=None, skip_bad_images: bool = False, tau_norm: str | float | None = None,
-                        tau_split: str = "val") -> dict:
+                        tau_split: str = "val", allow_other_data: bool = False) -> dict:
     """Rebuild the model stored in a checkpoint and evaluate it on ``split`` of its dataset.
 
     ``data_root``/``list_dir`` point at data that moved since training (default: where the run
     trained, else $NBN_DATA); ``skip_bad_images`` leaves unreadable images out (listed in
     ``skipped_images``). Returns the metrics (test_acc = overall accuracy on ``split``,
     balanced/many/medium/few, per-class, alpha) plus ``epoch``, ``split`` and ``checkpoint``.
+
+    The data must have the classes the checkpoint was trained on; ``allow_other_data`` evaluates on other
+    classes anyway (a deliberate transfer: label i is scored as the checkpoint's class i).
 
     ``tau_norm`` τ-normalises the classifier first (:func:`nbn_tutorial.models.tau_normalize`): a number,
     or ``"auto"`` to search τ on ``tau_split`` (val; ``test`` only when asked, and ``tau_note`` says so);
@@ -106,8 +114,9 @@ def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device:
         tau_norm = parse_tau(tau_norm)   # a bad value is refused before anything is loaded
     state = read_checkpoint(path)
     model, config, dataset = _checkpoint_model(state, path, split, data_root=data_root, list_dir=list_dir,
-                                               skip_bad_images=skip_bad_images)
-    runtime = dataclasses.replace(resolve_runtime(config, resolve_device(device)), compile_mode=None)
+                                               skip_bad_images=skip_bad_images, allow_other_data=allow_other_data)
+    runtime = dataclasses.replace(resolve_runtime(config, resolve_device(device, option="--device ")),
+                                  compile_mode=None)
     model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text
 from nbn_tutorial.train.progress import message_stream
+from nbn_tutorial.wording import plural
 
 SKIPPED_FILE = "skipped_images.txt"   # unreadable images a skip_bad_images run left out, one path per line
 _RETRY = ("lower the learning rate (lr={lr:g}) or lengthen the warmup (warmup_epochs={warmup}), then train again "
@@ -71,12 +72,16 @@ def check_finite_model(model: nn.Module, config, epochs_done: int, kept: str) ->
                         + _RETRY.format(lr=config.lr, warmup=config.warmup_epochs))
 
 
-def check_finite_checkpoint(state: Mapping, path: str | Path) -> None:
-    """Refuse a checkpoint whose model weights or buffers hold nan or inf (its predictions mean nothing)."""
+EVALUATE_REMEDY = "evaluate another checkpoint, or train again with a lower lr"
+
+
+def check_finite_checkpoint(state: Mapping, path: str | Path, remedy: str = EVALUATE_REMEDY) -> None:
+    """Refuse a checkpoint whose model weights or buffers hold nan or inf (its predictions mean nothing);
+    ``remedy`` is what the user can do where the checkpoint was given (evaluate, resume, init_from)."""
     bad = nonfinite_entries(state["model"])
     if bad:
         raise UserError(f"checkpoint {str(path)!r} holds nan or inf values ({_names_text(bad)}), so its "
-                        "predictions mean nothing; evaluate another checkpoint or train again with a lower lr")
+                        f"predictions mean nothing; {remedy}")
 
 
 def config_notes(config) -> list[str]:
@@ -107,6 +112,6 @@ def record_skipped(loaders: Iterable, run_dir: Path, reported: set[str]) -> set[
     new = skipped - reported
     if new:
         atomic_write_text(run_dir / SKIPPED_FILE, "".join(f"{path}\n" for path in sorted(skipped)))
-        print(f"note: skipped {len(new)} unreadable image{'s' if len(new) != 1 else ''} (skip_bad_images; first: "
+        print(f"note: skipped {plural(len(new), 'unreadable image')} (skip_bad_images; first: "
               f"{sorted(new)[0]}); all {len(skipped)} are listed in {run_dir / SKIPPED_FILE}", file=message_stream())
     return skipped

@@ -17,7 +17,7 @@ import numpy as np
 
 from nbn_tutorial.accuracy import SHOT_NAMES, group_accuracy_from_counts
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.fileio import append_text, atomic_write_text, jsonl_text, read_jsonl
+from nbn_tutorial.fileio import append_text, atomic_write_text, jsonl_text, read_jsonl, trim_jsonl
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_acc", "balanced_acc", "many_acc", "medium_acc",
                   "few_acc", "per_class_acc", "alpha", "val_acc", "val_balanced_acc", "val_many_acc", "val_medium_acc",
@@ -87,10 +87,10 @@ def read_metric_rows(run_dir: Path) -> list[dict]:
 
 
 def truncate_metrics(run_dir: Path, epochs_done: int) -> None:
-    """Drop metric rows written after the checkpoint being resumed (they will be produced again)."""
-    rows = read_metric_rows(run_dir)
-    kept = [row for row in rows if row["epoch"] <= epochs_done]
-    if len(kept) != len(rows) or (rows and not (run_dir / "metrics.csv").exists()):
+    """Drop metric rows written after the checkpoint being resumed (they will be produced again), and a last
+    line that an interrupted append left half-written."""
+    kept, changed = trim_jsonl(run_dir / "metrics.jsonl", lambda row: row["epoch"] <= epochs_done)
+    if changed or (kept and not (run_dir / "metrics.csv").exists()):
         write_metric_files(run_dir, kept)
 
 

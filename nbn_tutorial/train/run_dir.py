@@ -29,6 +29,7 @@ from nbn_tutorial.train.checkpoints import checkpoint_config, read_checkpoint
 from nbn_tutorial.train.config import RUN_CONTROL_FIELDS, Config, config_to_dict
 from nbn_tutorial.train.config_io import config_from_dict
 from nbn_tutorial.train.metric_files import read_metric_rows
+from nbn_tutorial.wording import plural
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "nbn_dynamics.jsonl", "last.pt", "best.pt",
              "skipped_images.txt")
@@ -100,13 +101,35 @@ def _epochs_change(run_dir: Path, state: dict, stored: Config, config: Config) -
               file=sys.stderr)
 
 
+def _note_config_file(run_dir: Path, stored: Config) -> None:
+    """Say so when a resumed run's config.yaml is damaged or disagrees with its checkpoint (it is rewritten)."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return
+    try:
+        written = config_from_dict(read_yaml_mapping(path, "config file"), str(path))
+    except UserError as error:
+        problem = f"cannot be read ({error})"
+    else:
+        differences = protocol_differences(written, stored)
+        problem = f"disagrees with last.pt ({'; '.join(differences)})" if differences else ""
+    if problem:
+        print(f"note: {path} {problem}; it is rewritten from the checkpoint, which the run continues from",
+              file=sys.stderr)
+
+
 def _resume_state(run_dir: Path, config: Config) -> dict:
-    """The last.pt state to resume ``config`` from; UserError if missing or of a different config."""
+    """The last.pt state to resume ``config`` from; UserError if missing, non-finite or of a different config."""
+    from nbn_tutorial.train.guards import check_finite_checkpoint
+
     last = run_dir / "last.pt"
     if not last.exists():
         raise UserError(f"cannot resume: {str(run_dir)!r} holds no run (no last.pt); train it without --resume")
     state = read_checkpoint(last)
+    check_finite_checkpoint(state, last, "it cannot be resumed: replace the run with --overwrite (or choose "
+                                         "another --out)")
     stored = checkpoint_config(state, last)
+    _note_config_file(run_dir, stored)
     differences = [text for text in protocol_differences(stored, config) if not text.startswith("epochs:")]
     if differences:
         raise UserError(f"cannot resume {str(run_dir)!r} with a different config ({'; '.join(differences)}); "
@@ -116,7 +139,7 @@ def _resume_state(run_dir: Path, config: Config) -> dict:
     return state
 
 
-def _check_location(run_dir: Path) -> None:
+def check_location(run_dir: Path) -> None:
     """A UserError when the run directory can never be written: a file, under a file, or in a read-only folder."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run directory {str(run_dir)!r} is a file; choose another --out")
@@ -143,9 +166,7 @@ def check_run_dir(run_dir: Path, config: Config, resume: bool, overwrite: bool) 
     Run files without any checkpoint (a run that stopped before its first one) hold nothing to
     continue: training starts again from epoch 1, whether --resume is given or not.
     """
-    if resume and overwrite:
-        raise UserError("choose either --resume (continue the run) or --overwrite (replace it), not both")
-    _check_location(run_dir)
+    check_location(run_dir)
     existing = existing_run_files(run_dir)
     if existing and not has_checkpoint(run_dir):
         _check_unstarted(run_dir, config, overwrite)
@@ -168,7 +189,7 @@ def clear_run_dir(run_dir: Path) -> None:
                    f"checkpoint (removed {', '.join(existing)})")
     else:
         rows = read_metric_rows(run_dir)
-        what = f"{len(rows)} evaluated epoch{'s' if len(rows) != 1 else ''}" if rows else "no evaluated epoch"
+        what = plural(len(rows), "evaluated epoch") if rows else "no evaluated epoch"
         message = f"overwrite: replaced the previous run in {run_dir} ({what}; removed {', '.join(existing)})"
     for name in existing:
         (run_dir / name).unlink()
@@ -199,3 +220,18 @@ def promote_staged_run(staging: Path, run_dir: Path) -> Path:
 def discard_staged_run(staging: Path) -> None:
     """Remove a replacement that stopped before its first checkpoint (the previous run was never touched)."""
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_abandoned_staging(run_dir: Path) -> None:
+    """Remove the staging folder of an --overwrite whose process was killed before its first checkpoint."""
+    if (run_dir / STAGING_DIR).is_dir():
+        discard_staged_run(run_dir / STAGING_DIR)
+        print(f"note: removed {run_dir / STAGING_DIR}, the unfinished replacement run of an interrupted --overwrite "
+              f"(the run in {run_dir} was never touched)", file=sys.stderr)
+
+
+def remove_unstarted_run(run_dir: Path) -> None:
+    """Remove the run files of an attempt that stopped before its first checkpoint (nothing to resume there)."""
+    if not has_checkpoint(run_dir):
+        for name in existing_run_files(run_dir):
+            (run_dir / name).unlink(missing_ok=True)

@@ -47,13 +47,17 @@ def dist_info_from_env() -> DistInfo:
     return info
 
 
-def resolve_device(choice: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; under DDP each process takes GPU ``local_rank``."""
+def resolve_device(choice: str = "auto", local_rank: int = 0, option: str = "device=") -> torch.device:
+    """``auto`` -> CUDA when available else CPU; under DDP each process takes GPU ``local_rank``.
+
+    ``option`` is how the user spells the choice where it was made (the config key ``device=``, or
+    ``--device `` for evaluate), so the advice names something that exists there.
+    """
     check_choice("device", choice, DEVICES)
     if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise UserError("device=cuda but no CUDA GPU is visible; use device=cpu or device=auto")
+        raise UserError(f"{option}cuda asks for a GPU but no CUDA GPU is visible; use {option}cpu or {option}auto")
     if local_rank >= torch.cuda.device_count():
         raise UserError(f"process LOCAL_RANK={local_rank} has no GPU ({torch.cuda.device_count()} visible); "
                         "use --nproc-per-node <= the number of GPUs")

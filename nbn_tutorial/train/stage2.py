@@ -144,24 +144,46 @@ def _data_differences(stored: Config, current: Config) -> list[str]:
             if getattr(old, key) != getattr(new, key)]
 
 
-def load_initial_weights(model: nn.Module, config: Config, allowed_missing: set[str]) -> dict:
-    """Load ``config.init_from`` into ``model``; only ``allowed_missing`` keys may lack. Returns the checkpoint."""
+INIT_REMEDY = ("training from it cannot work: point init_from at another checkpoint (such as the stage-1 run's "
+               "best.pt) or train stage 1 again")
+
+
+def _check_fits(model: nn.Module, state: dict, stored: Config, config: Config, path: Path) -> None:
+    """A UserError naming the first tensor of ``state`` whose shape does not fit ``model``."""
+    from nbn_tutorial.train.checkpoints import state_mismatch
+
+    expected = model.state_dict()
+    if any(key in state["model"] and tuple(state["model"][key].shape) != tuple(value.shape)
+           for key, value in expected.items()):
+        raise UserError(f"init_from {str(path)!r} holds a {stored.model} {stored.norm} model with a {stored.head} "
+                        f"head that does not fit this run's {config.model} {config.norm} {config.head} "
+                        f"({state_mismatch(expected, state['model'])}); use the stage-1 model settings")
+
+
+def load_initial_weights(model: nn.Module, config: Config, allowed_missing: set[str],
+                         data: dict | None = None) -> dict:
+    """Load ``config.init_from`` into ``model``; only ``allowed_missing`` keys may lack. Returns the checkpoint.
+
+    ``data`` is this run's training-data identity (:func:`~.identity.data_identity`): the checkpoint must have
+    been trained on the same classes and training set unless ``config.allow_other_data``.
+    """
     from nbn_tutorial.train.checkpoints import checkpoint_config, read_checkpoint
+    from nbn_tutorial.train.guards import check_finite_checkpoint
+    from nbn_tutorial.train.identity import TRAIN_OVERRIDE, check_training_set
 
     path = Path(config.init_from).expanduser()   # relative to the working directory, like --out
     state = read_checkpoint(path)
+    check_finite_checkpoint(state, path, INIT_REMEDY)
     stored = checkpoint_config(state, path)
     differences = _data_differences(stored, config)
-    if differences:
+    if differences and not config.allow_other_data:
         raise UserError(f"init_from {str(path)!r} was trained on other data ({'; '.join(differences)}); stage 2 "
-                        "re-balances the classifier on the stage-1 training set, so use the stage-1 data settings")
-    try:
-        result = model.load_state_dict(state["model"], strict=False)
-    except RuntimeError as error:
-        raise UserError(f"init_from {str(path)!r} holds a {stored.model} {stored.norm} model with a {stored.head} "
-                        f"head that does not fit this run's {config.model} {config.norm} {config.head} "
-                        f"({str(error).strip().splitlines()[-1].strip()[:160]}); use the stage-1 model "
-                        "settings") from None
+                        "re-balances the classifier on the stage-1 training set, so use the stage-1 data settings, or "
+                        f"{TRAIN_OVERRIDE}")
+    if data is not None and not config.allow_other_data:
+        check_training_set(state, data, f"init_from {str(path)!r}")
+    _check_fits(model, state, stored, config, path)
+    result = model.load_state_dict(state["model"], strict=False)
     missing = sorted(set(result.missing_keys) - allowed_missing)
     if result.unexpected_keys or missing:
         extra = result.unexpected_keys[:3] or missing[:3]
@@ -170,16 +192,17 @@ def load_initial_weights(model: nn.Module, config: Config, allowed_missing: set[
     return state
 
 
-def prepare_stage2(model: nn.Module, config: Config) -> list[str]:
-    """Apply the config's stage-2 settings to a freshly built model in place: load ``init_from``, re-initialise
-    the classifier, freeze what the ``trainable`` rule does not train. Returns the frozen modules' names."""
+def prepare_stage2(model: nn.Module, config: Config, data: dict | None = None) -> list[str]:
+    """Apply the config's stage-2 settings to a freshly built model in place: load ``init_from`` (checked against
+    ``data``, the run's training-data identity), re-initialise the classifier, freeze what the ``trainable`` rule
+    does not train. Returns the frozen modules' names."""
     from nbn_tutorial.models import reset_classifier
 
     chosen = TRAINABLE_REGISTRY.get(config.trainable).trained(model)   # None: everything trains
     if config.init_from:
         # Parameters a partial rule trains may be new (LWS scales, the router): the checkpoint need not hold them.
         names = {id(p): name for name, p in model.named_parameters()}
-        load_initial_weights(model, config, set() if chosen is None else {names[id(p)] for p in chosen})
+        load_initial_weights(model, config, set() if chosen is None else {names[id(p)] for p in chosen}, data)
     if config.reinit_classifier:
         reset_classifier(model)
     return [] if chosen is None else freeze_untrained(model, chosen)

@@ -49,8 +49,9 @@ def parse_tau(value: str | float) -> str | float:
         tau = float(value)
     except (TypeError, ValueError):
         raise UserError(f"--tau-norm takes 'auto' (search τ) or a number such as 1.0, got {value!r}") from None
-    if not math.isfinite(tau):
-        raise UserError(f"--tau-norm takes 'auto' or a finite number, got {value!r}")
+    if not math.isfinite(tau) or tau < 0:
+        raise UserError(f"--tau-norm takes 'auto' or a number >= 0 (0 leaves the classifier as it is, 1 divides each "
+                        f"class's weights by their norm), got {value!r}")
     return tau
 
 

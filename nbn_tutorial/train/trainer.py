@@ -6,6 +6,7 @@ rows and checkpoints into the run directory (see :mod:`~nbn_tutorial.train.run_d
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.fileio import append_text, ensure_dir, jsonl_text
+from nbn_tutorial.fileio import append_text, check_utf8_path, ensure_dir, jsonl_text
 from nbn_tutorial.train.builders import build_datasets, build_loss_for, build_model_for, build_optimizer
 from nbn_tutorial.train.checkpoints import CHECKPOINT_FORMAT, rng_states, set_rng_states, write_checkpoint
 from nbn_tutorial.train.config import Config, config_to_dict
@@ -25,13 +26,16 @@ from nbn_tutorial.train.data_paths import resolve_run_paths
 from nbn_tutorial.train.evaluation import count_metrics, evaluate_model
 from nbn_tutorial.train.guards import (bad_loss_error, check_finite_model, config_notes, kept_text, loss_ok,
                                        print_notes, record_skipped)
+from nbn_tutorial.train.identity import RESUME_REMEDY, check_training_set, data_identity
+from nbn_tutorial.train.lock import folder_lock
 from nbn_tutorial.train.metric_files import (METRIC_COLUMNS, append_metric_row, format_metrics, read_metric_rows,
                                              truncate_metrics)
 from nbn_tutorial.train.objective import build_objective
 from nbn_tutorial.train.progress import message_stream, training_progress
-from nbn_tutorial.train.run_dir import (STAGING_DIR, check_run_dir, clear_run_dir, discard_staged_run,
+from nbn_tutorial.train.run_dir import (STAGING_DIR, check_location, check_run_dir, clear_run_dir, discard_staged_run,
                                         existing_run_files, has_checkpoint, promote_staged_run, protocol_differences,
-                                        resolve_dataset_defaults, stage_replacement, stored_config)
+                                        remove_abandoned_staging, remove_unstarted_run, resolve_dataset_defaults,
+                                        stage_replacement, stored_config)
 from nbn_tutorial.train.runtime import (DistInfo, Runtime, cpu_threads, dist_info_from_env, process_group,
                                         resolve_device, resolve_runtime, seed_everything)
 from nbn_tutorial.train.schedule import learning_rate
@@ -39,6 +43,7 @@ from nbn_tutorial.train.selection import (TEST_SPLIT_NOTE, describe_selection, s
                                           val_columns)
 from nbn_tutorial.train.stage2 import prepare_stage2
 from nbn_tutorial.train.validation import validate_config
+from nbn_tutorial.wording import plural
 
 NO_BAD_BATCH = 2**62
 
@@ -74,6 +79,7 @@ class Trainer:
         datasets = build_datasets(config, ("train", "test", "val") if self.selection == "val" else ("train", "test"))
         self.train_set, self.test_set, self.val_set = datasets["train"], datasets["test"], datasets.get("val")
         self.num_classes = self.train_set.num_classes
+        self.data = data_identity(self.train_set)   # recorded in every checkpoint, checked by evaluate and stage 2
         self.model = self._build_model()
         self.loss_fn = build_loss_for(config, self.train_set).to(runtime.device)
         self.objective = build_objective(config, self.model, self.loss_fn, self.train_set)  # what a step computes
@@ -91,7 +97,7 @@ class Trainer:
             from nbn_tutorial import nn as nbn_nn
 
             model = nbn_nn.convert_sync_batchnorm(model)
-        prepare_stage2(model, self.config)  # init_from, reinit_classifier, freezing what `trainable` leaves out
+        prepare_stage2(model, self.config, self.data)  # init_from, reinit_classifier, freezing what trainable leaves
         return model
 
     def _build_loaders(self) -> None:
@@ -130,6 +136,7 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "config": config_to_dict(self.config),
+            "data": self.data,
             "epoch": epochs_done,
             "world_size": self.info.world_size,
             "model": self.model.state_dict(),
@@ -145,7 +152,9 @@ class Trainer:
         }
 
     def restore(self, state: dict) -> None:
-        """Continue from a checkpoint: weights, optimizer, scaler, best so far and random states."""
+        """Continue from a checkpoint (of the same training set): weights, optimizer, scaler, best so far and
+        random states."""
+        check_training_set(state, self.data, f"the run in {self.run_dir}", RESUME_REMEDY)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state["scaler"]:
@@ -328,11 +337,13 @@ def train(config: Config, out_dir: str | os.PathLike, *, resume: bool = False, o
     run); ``overwrite=True`` replaces an existing run and says so, keeping it until the new run has
     written its first checkpoint. A directory without any checkpoint is trained again from epoch 1.
     The stored config records absolute data paths. Under torchrun the processes form a DDP group for
-    the duration of this call.
+    the duration of this call. The run directory is locked for the whole call (:mod:`.lock`): a second
+    writer is refused, and an attempt that stops before its first checkpoint leaves nothing behind.
     """
     validate_config(config)
     config = resolve_run_paths(config)   # the run config records absolute data paths
     run_dir = Path(out_dir)
+    check_utf8_path(run_dir, "run directory")
     info = dist_info_from_env()
     if config.batch_size % info.world_size:
         raise UserError(f"batch_size {config.batch_size} must be divisible by the number of processes "
@@ -341,31 +352,53 @@ def train(config: Config, out_dir: str | os.PathLike, *, resume: bool = False, o
     runtime = resolve_runtime(config, device)
     if config.sync_bn and info.enabled and device.type != "cuda":
         raise UserError("sync_bn needs CUDA devices (torch's SyncBatchNorm does not run on CPU); set sync_bn=false")
+    if resume and overwrite:
+        raise UserError("choose either --resume (continue the run) or --overwrite (replace it), not both")
+    check_location(run_dir)
+    with folder_lock(run_dir) if info.is_main else contextlib.nullcontext():   # only rank 0 writes
+        if info.is_main:
+            remove_abandoned_staging(run_dir)
+        _train_locked(config, run_dir, info, runtime, resume=resume, overwrite=overwrite, progress=progress)
+    return run_dir
+
+
+def _train_locked(config: Config, run_dir: Path, info: DistInfo, runtime: Runtime, *, resume: bool, overwrite: bool,
+                  progress: bool) -> None:
+    """:func:`train` once the run directory is locked: check it, then train, resume or replace the run."""
     resume_state = check_run_dir(run_dir, config, resume, overwrite)
     if resume_state is not None and resume_state["epoch"] >= min(config.epochs, config.stop_after_epochs or 10**9):
-        if info.is_main and progress:
-            print(f"{run_dir} has already trained {resume_state['epoch']} epochs; nothing to resume",
+        if info.is_main:
+            done = resume_state["epoch"]
+            how = (f"it is finished; to train longer, resume with epochs above {done}" if done >= config.epochs else
+                   f"stop_after_epochs={config.stop_after_epochs} is reached; raise it to train on")
+            print(f"{run_dir} has already trained {plural(done, 'epoch')}, so there is nothing to resume ({how})",
                   file=message_stream())
-        return run_dir
+        return
     if info.is_main:
         print_notes(config_notes(config))
     # --overwrite of a run with checkpoints: write into a staging folder until the first checkpoint exists
     replaces = run_dir if overwrite and has_checkpoint(run_dir) else None
-    with process_group(info, device), cpu_threads(config.cpu_threads):
-        trainer = Trainer(config, run_dir / STAGING_DIR if replaces else run_dir, info, runtime, progress)
-        trainer.replaces = replaces
-        if resume_state is not None:
-            trainer.restore(resume_state)
-        if info.is_main:
-            _prepare_run_dir(stage_replacement(run_dir) if replaces else run_dir, config, resume_state)
-        if info.enabled:
-            dist.barrier()
-        try:
-            trainer.run()
-        finally:
-            if trainer.replaces is not None and info.is_main:  # stopped before its first checkpoint
-                discard_staged_run(trainer.run_dir)
-    return run_dir
+    prepared = False   # whether this attempt wrote run files (removed again if it stops before a checkpoint)
+    try:
+        with process_group(info, runtime.device), cpu_threads(config.cpu_threads):
+            trainer = Trainer(config, run_dir / STAGING_DIR if replaces else run_dir, info, runtime, progress)
+            trainer.replaces = replaces
+            if resume_state is not None:
+                trainer.restore(resume_state)
+            if info.is_main:
+                prepared = replaces is None and resume_state is None
+                _prepare_run_dir(stage_replacement(run_dir) if replaces else run_dir, config, resume_state)
+            if info.enabled:
+                dist.barrier()
+            try:
+                trainer.run()
+            finally:
+                if trainer.replaces is not None and info.is_main:  # stopped before its first checkpoint
+                    discard_staged_run(trainer.run_dir)
+    except BaseException:
+        if prepared:
+            remove_unstarted_run(run_dir)
+        raise
 
 
 def load_or_train(config: Config, run_dir: str | os.PathLike, *, progress: bool = True) -> Path:
