@@ -5,8 +5,9 @@ During training the engine appends, after every epoch, one row per NBN layer to 
 the affine parameters actually applied (w and b, each |α| when both are normalised), and the cosine
 between β's direction now and after the first epoch. :func:`nbn_dynamics` reads them back.
 
-Why β's direction is worth watching: β starts at 0, where β ↦ β/(‖β‖+ε) has Jacobian (α/ε)·I with
-ε = 1e-6, so the first SGD step scales β's gradient by about 10⁶·α and throws β to a huge norm. After
+Why β's direction is worth watching: β starts at 0, where the applied bias b = α·β/(‖β‖+ε) has Jacobian
+(α/ε)·I with ε = 1e-6 (β ↦ β/(‖β‖+ε) alone has I/ε), so the first SGD step scales β's gradient by about
+10⁶·α and throws β to a huge norm. After
 that, the gradient reaching β is about α/‖β‖ times the gradient of the applied bias: tiny. The first
 batches choose the direction of NBN's bias for the rest of training (:func:`first_step_table`).
 """

@@ -1,6 +1,7 @@
 """Compound Batch Normalization (CBN): a reconstruction of Cheng et al., ACM MM 2022, from its abstract.
 
-What the paper says (its abstract, arXiv 2212.01007; no public code or full text was available): head
+What the paper says (its abstract, arXiv 2212.01007; the paper's full text, which arXiv holds, was not
+available to the project, and the authors' code is not public, so the reconstruction works from the abstract): head
 classes dominate both BN's statistics and its affine parameters, so the internal covariate shift of
 rare classes is overlooked; CBN models the feature space with a Gaussian mixture whose parameters a
 moving-average EM estimates; EM is sensitive to its initialisation and its components tend to settle on

@@ -54,7 +54,8 @@ from nbn_tutorial.notebooks.rebalancing import (REBALANCING_SUMMARY, REBALANCING
                                                 sampled_class_counts, stage2_config, tau_curves, tau_normalize_runs,
                                                 train_stage2)
 from nbn_tutorial.notebooks.studies import (STUDY_ANSWERS, STUDY_TABLE, StudyView, arm_tables, arms_table,
-                                            committed_results, mechanism_summary, mechanism_table, open_study,
+                                            collapse_evidence, committed_results, evidence_dataset, feature_evidence,
+                                            mechanism_summary, mechanism_table, open_study,
                                             per_class_dataset, per_class_differences, per_class_summary,
                                             save_study_summary, study_answers, study_provenance)
 from nbn_tutorial.notebooks.sweeps import (DONE_MARKER, SWEEP_KEYS, Sweep, load_sweep, run_sweep, set_name,
@@ -96,6 +97,7 @@ __all__ = [
     "dynamics_summary",
     # notebook 06: studies
     "StudyView", "open_study", "committed_results", "study_provenance", "arm_tables", "study_answers",
+    "evidence_dataset", "feature_evidence", "collapse_evidence",
     "per_class_differences", "per_class_summary", "arms_table", "per_class_dataset", "save_study_summary",
     "STUDY_TABLE", "STUDY_ANSWERS", "mechanism_table", "mechanism_summary",
     # notebook 07: re-balancing and experts

@@ -77,7 +77,8 @@ def first_step_summary(table: pd.DataFrame, lr: float) -> Summary:
         ratio = (nbn["beta_grad_norm"].to_numpy() / bn["beta_grad_norm"].to_numpy().clip(min=1e-30)).min()
         text += (f", while the same step moves BN's β to at most {bn['beta_norm_after'].max():.3g}; the gradient "
                  f"reaching NBN's β is at least {ratio:.3g} times BN's")
-    return Summary(text + ". That is the Jacobian of β ↦ β/(‖β‖ + 10⁻⁶) at β = 0: α/10⁻⁶ times the identity.")
+    return Summary(text + ". At β = 0 the applied bias b = α·β/(‖β‖ + 10⁻⁶) has Jacobian α/10⁻⁶ times the identity "
+                   "(β ↦ β/(‖β‖ + 10⁻⁶) alone has 10⁶ times the identity, and α multiplies it).")
 
 
 def dynamics_summary(summary: dict) -> Summary:
@@ -90,5 +91,6 @@ def dynamics_summary(summary: dict) -> Summary:
                    f"{summary['beta_norm_last']:.3g}, while ‖γ‖ ended at most {summary['gamma_norm_last']:.3g}. "
                    f"The cosine between each layer's final β direction and its direction after the first epoch is at "
                    f"least {frozen:.6f}: {verdict}. α went from {summary['alpha_first']:.3f} to "
-                   f"{summary['alpha_last']:.3f}; since ‖w‖ = ‖b‖ = |α| in every NBN layer, α alone sets how loud "
+                   f"{summary['alpha_last']:.3f}; since ‖w‖ ≈ |α| in every NBN layer, and ‖b‖ ≈ |α| once β has left 0 "
+                   "(after the first step), α alone sets how loud "
                    "those layers are.")

@@ -208,3 +208,27 @@ def mechanism_summary(view: StudyView) -> Summary:
                          f"and {row['alpha_max']:.3g}; the largest ‖β‖ of a layer was "
                          f"{_magnitude(row['beta_norm_median'])} (median over seeds); {moved}.")
     return Summary("\n".join(sentences))
+
+
+def evidence_dataset(view: StudyView) -> str:
+    """The dataset whose NBN mechanism to show: the first with per-epoch dynamics (a permuted class order first),
+    else the per-class dataset."""
+    recorded = set(view.dynamics["dataset"]) if view.dynamics is not None else set()
+    preferred = [per_class_dataset(view)] + list(view.results["dataset"].unique())
+    return next((name for name in preferred if name in recorded), preferred[0])
+
+
+def feature_evidence(view: StudyView, dataset: str) -> Summary:
+    """Notebook 06's feature-bias sentences: both measures judged by distance from 1, and their relation to α."""
+    from nbn_tutorial.study import evidence
+
+    model = evidence.reference_model(view.results, dataset, view.design)
+    return Summary(evidence.feature_answer(view.results, view.contrasts, view.design, dataset) + "\n\n"
+                   + evidence.alpha_relation_answer(view.results, dataset, model))
+
+
+def collapse_evidence(view: StudyView, dataset: str) -> Summary:
+    """Notebook 06's sentences on α over training and its relation to each run's accuracy difference."""
+    from nbn_tutorial.study import evidence
+
+    return Summary(evidence.alpha_collapse_answer(view.results, view.dynamics, view.design, dataset))

@@ -15,10 +15,12 @@ table}`` and then compare the runs side by side.
 Modules: ``theme`` (theme, colours, figure helpers), ``panels`` (shared panels), ``accuracy``,
 ``features`` (feature strength, channels, t-SNE), ``parameters`` (BN/NBN parameters, classifier norms),
 ``images`` (Grad-CAM, class samples), ``training`` (curves, α), ``longtail`` (long-tailed profiles),
-``dynamics`` (NBN's parameters over training, its first step), ``components`` (Compound BN's
+``dynamics`` (NBN's parameters over training, its first step), ``alpha`` (a study's α against the feature
+bias and over training), ``components`` (Compound BN's
 component usage by class group), ``study`` (paired differences of a study), ``rebalancing`` (cRT, τ-norm,
 LWS and RIDE side by side; accuracy against τ).
 """
+from nbn_tutorial.plots.alpha import plot_alpha_collapse, plot_alpha_relation
 from nbn_tutorial.plots.accuracy import plot_accuracy_vs_count, plot_confusion, plot_group_comparison
 from nbn_tutorial.plots.components import plot_component_usage
 from nbn_tutorial.plots.dynamics import plot_first_step, plot_nbn_dynamics
@@ -34,7 +36,7 @@ from nbn_tutorial.plots.training import plot_alpha_over_training, plot_training_
 __all__ = [
     "THEME", "GROUP_COLORS", "Tables", "theme_rc", "set_theme",
     "plot_accuracy_vs_count", "plot_confusion", "plot_group_comparison",
-    "plot_component_usage",
+    "plot_component_usage", "plot_alpha_relation", "plot_alpha_collapse",
     "plot_feature_strength", "plot_channel_strength", "plot_tsne",
     "plot_bn_parameters", "plot_gamma_vs_frequency", "plot_classifier_norms",
     "plot_grad_cam", "plot_class_samples",

@@ -24,7 +24,7 @@ def plot_nbn_dynamics(dynamics: pd.DataFrame) -> Figure:
     figure, axes = new_figure(ncols=3, width=4.4)
     alpha = data.drop_duplicates(["epoch", "alpha"])
     sns.lineplot(data=alpha, x="epoch", y="alpha", ax=axes[0, 0], errorbar=None, color="0.2")
-    axes[0, 0].set(title="α (the per-layer budget ‖w‖ = ‖b‖)", ylabel="α")
+    axes[0, 0].set(title="α (the per-layer budget ‖w‖ ≈ |α|)", ylabel="α")
     norms = data.melt(id_vars=["epoch", "layer"], value_vars=["gamma_norm", "beta_norm"], var_name="parameter",
                       value_name="norm").replace({"gamma_norm": "‖γ‖", "beta_norm": "‖β‖"})
     sns.lineplot(data=norms, x="epoch", y="norm", hue="layer", style="parameter", ax=axes[0, 1])

@@ -113,26 +113,29 @@ def alpha_trajectories(dynamics: pd.DataFrame, dataset: str) -> pd.DataFrame:
 def alpha_collapse_answer(results: pd.DataFrame, dynamics: pd.DataFrame, design: Design, dataset: str) -> str:
     """What α does over training in each NBN arm, and how the final α relates to the accuracy difference to the
     baseline, seed by seed."""
-    trajectories = alpha_trajectories(dynamics, dataset)
+    trained = nbn_runs(results, dataset)     # each trained network once (re-balancing arms repeat their source's)
+    trajectories = alpha_trajectories(dynamics, dataset).merge(trained[["arm", "seed"]].astype({"seed": int}),
+                                                               on=["arm", "seed"])
     if trajectories.empty:
         return f"On {dataset} the study recorded no per-epoch NBN state (dynamics), so α over training is not shown."
     parts = []
     for arm, runs in trajectories.groupby("arm", sort=False):
         collapsed = runs["collapse_epoch"].notna()
-        when = (f", first below {COLLAPSED:g} after epoch {int(runs['collapse_epoch'].min())} to "
-                f"{int(runs['collapse_epoch'].max())}" if collapsed.any() else "")
+        when = (f", first after epoch {int(runs['collapse_epoch'].min())} to {int(runs['collapse_epoch'].max())}"
+                if collapsed.any() else "")
         finals = ", ".join(f"{value:.3g}" for value in runs["alpha_last"])
         parts.append(f"`{arm}` ends with α = {finals} over its {len(runs)} seeds ({int(collapsed.sum())} of them "
-                     f"with |α| below {COLLAPSED:g}{when})")
+                     f"had |α| below {COLLAPSED:g} at some epoch{when})")
     baseline = by_seed(results, dataset, design.baseline, "balanced")
     alphas, differences = [], []
-    for arm in trajectories["arm"].unique():
+    model = reference_model(results, dataset, design)
+    for arm in nbn_runs(results, dataset, model)["arm"].unique():
         accuracy, final = by_seed(results, dataset, arm, "balanced"), by_seed(results, dataset, arm, "alpha")
         for seed in sorted(set(accuracy) & set(baseline) & set(final)):
             alphas.append(final[seed])
             differences.append(accuracy[seed] - baseline[seed])
     found = correlation(alphas, differences)
-    relation = (f"Over these runs, final α and the balanced-accuracy difference to `{design.baseline}` (same seed) "
+    relation = (f"Over the {model or 'NBN'} runs, final α and the balanced-accuracy difference to `{design.baseline}` (same seed) "
                 f"correlate at {found.text()} (exploratory, not adjusted)")
     return (f"On {dataset}: " + "; ".join(parts) + f". With |α| = a, every converted layer applies a weight and a "
             f"bias of norm a in total over its channels, so an α near 0 switches the converted residual branches "

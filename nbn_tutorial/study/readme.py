@@ -13,7 +13,8 @@ from pathlib import Path
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text
 from nbn_tutorial.study.contrasts import Design
-from nbn_tutorial.study.summary import design_sentence, study_conclusions
+from nbn_tutorial.study.summary import design_sentence
+from nbn_tutorial.study.verdicts import primary_answers
 from nbn_tutorial.study.tables import arm_intervals, paired_intervals, read_results, read_table
 
 
@@ -37,13 +38,20 @@ def readme_table(results_dir: str | os.PathLike, baseline: str) -> str:
     return "\n".join(lines)
 
 
-def readme_conclusions(results_dir: str | os.PathLike, design: Design) -> str:
-    """How the study's inference works, then its computed answers
-    (:func:`~nbn_tutorial.study.summary.study_conclusions`) as a markdown list."""
+def primary_answers_of(results, contrasts, design: Design) -> list[str]:
+    """The primary answers of every dataset, in dataset order."""
+    return [sentence for dataset in results["dataset"].unique()
+            for sentence in primary_answers(results, contrasts, design, dataset)]
+
+
+def readme_conclusions(results_dir: str | os.PathLike, design: Design, name: str) -> str:
+    """How the study's inference works, then its primary answers as a markdown list (the rest is in summary.md)."""
     results = read_table(results_dir, "results")
-    contrasts, dynamics = read_table(results_dir, "contrasts"), read_table(results_dir, "dynamics")
-    answers = study_conclusions(results, contrasts, dynamics, design)
-    return design_sentence(design, contrasts) + "\n\n" + "\n".join(f"- {sentence}" for sentence in answers)
+    contrasts = read_table(results_dir, "contrasts")
+    answers = primary_answers_of(results, contrasts, design)
+    return (design_sentence(design, contrasts) + "\n\n" + "\n".join(f"- {sentence}" for sentence in answers)
+            + "\n\nEvery other contrast, the feature-bias measures and α over training: `studies/results/"
+            + f"{name}/summary.md`.")
 
 
 def readme_block(name: str, results_dir: str | os.PathLike, design: Design) -> str:
@@ -51,7 +59,7 @@ def readme_block(name: str, results_dir: str | os.PathLike, design: Design) -> s
     start, end = _markers(name)
     parts = [start, readme_table(results_dir, design.baseline), "",
              "What the study says (computed from the same results; `studies/results/" + name +
-             "/contrasts.csv` has every p-value):", "", readme_conclusions(results_dir, design)]
+             "/contrasts.csv` has every p-value):", "", readme_conclusions(results_dir, design, name)]
     return "\n".join([*parts, end])
 
 

@@ -1,16 +1,16 @@
 """Compound BN's dual-path training: a main path, an auxiliary class-aware split path, a consistency term.
 
-What is known (the abstract of Cheng et al., ACM MM 2022, and a third-party summary): a dual-path
-learning framework with class-aware split feature normalisation diversifies the Gaussian components
-so they fit rarer classes; the two paths are a main and an auxiliary branch tied by a stop-gradient
-consistency constraint, at no extra cost at inference. Reconstructed here (choices marked (R) are ours
-and configurable through the run config):
+What is known (the abstract of Cheng et al., ACM MM 2022; its full text was not available to the project):
+a dual-path learning framework with class-aware split feature normalisation diversifies the Gaussian
+components so they fit rarer classes, at no extra cost at inference. How the two paths are tied is not in
+the abstract: the stop-gradient KL consistency term below is the project's own choice, not a documented
+part of the paper. Reconstructed here (choices marked (R) are ours and configurable through the run config):
 
 - both paths are the same network with the same weights (R); the main path normalises every CBN layer
   by its mixture, the auxiliary path by class groups (:func:`nbn_tutorial.nn.class_split`: classes
   sorted by training count, K contiguous groups, ``cbn_groups``);
 - loss = L(main, y) + L(aux, y) + λ·KL(stop-grad(p_aux) ‖ p_main), with L the run's loss (``ce`` gives the
-  issue's CE + CE) and λ = ``cbn_kl_weight`` (R: direction and weight of the KL);
+  issue's CE + CE) and λ = ``cbn_kl_weight`` (R: the term itself, its direction, stop-gradient and weight);
 - class-group statistics also update the running mixture (``cbn_group_update``, R): by default those of
   the main path's own input, taken during the main pass (``"main"``: the components are estimated on
   the features they normalise at inference); ``"aux"`` takes the auxiliary pass's input instead, whose
