@@ -29,7 +29,7 @@ def build_variant(norm: str, where: str, num_classes: int, seed: int, device: to
     from nbn_tutorial.models import build_model
 
     torch.manual_seed(seed)
-    model = build_model("resnet32", num_classes, norm=norm, nbn_where=where).to(device)
+    model = build_model("resnet32", num_classes, norm=norm, norm_where=where).to(device)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 

@@ -7,6 +7,9 @@ import numpy as np
 
 from nbn_tutorial.data.longtail import SHOT_NAMES
 
+GROUP_METRICS = ("overall", *SHOT_NAMES)                  # the accuracies the notebooks compare between runs
+ACCURACY_COLUMNS = ("overall", "balanced", *SHOT_NAMES)   # a run's final accuracies, in this order
+
 
 def per_class_counts(predictions, targets, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(correct, total) per class [C] from predicted and true labels."""

@@ -19,12 +19,14 @@ EXIT_USER_ERROR = 2
 
 
 def _data_list(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import data
 
     print(data.format_dataset_list())
 
 
 def _data_stats(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import data
 
     print(data.format_dataset_stats(args.name, root=args.data_root, imbalance_factor=args.imbalance_factor,
@@ -34,6 +36,7 @@ def _data_stats(args: argparse.Namespace) -> None:
 
 
 def _data_check(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import data
 
     result = data.check_dataset(args.name, root=args.data_root, list_dir=args.list_dir, workers=args.workers)
@@ -44,6 +47,7 @@ def _data_check(args: argparse.Namespace) -> None:
 
 
 def _data_cache(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import data
 
     out = data.cache_dataset(args.name, args.out, root=args.data_root, list_dir=args.list_dir,
@@ -52,6 +56,7 @@ def _data_cache(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import train
 
     overrides = list(args.set or [])
@@ -67,6 +72,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import train
 
     metrics = train.evaluate_checkpoint(args.checkpoint, split=args.split, device=args.device,
@@ -99,6 +105,7 @@ class _ParameterSource(argparse.Action):
 
 def _sources(args: argparse.Namespace) -> list[tuple[str, object]]:
     """The parameter sources of the command line, -p values parsed as YAML."""
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial.notebooks import profiles
 
     return [(kind, (value[0], profiles.parse_parameter_value(value[1])) if kind == "set" else value)
@@ -120,6 +127,7 @@ def _add_parameter_options(parser: argparse.ArgumentParser, *, profile: bool) ->
 
 
 def _notebooks_run(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import notebooks
 
     only = args.only.split(",") if args.only else None
@@ -131,12 +139,14 @@ def _notebooks_run(args: argparse.Namespace) -> None:
 
 
 def _notebooks_sweep(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import notebooks
 
     print(f"sweep summary: {notebooks.run_sweep(args.sweep, out_dir=args.out, sources=_sources(args))}")
 
 
 def _notebooks_exercises(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import notebooks
 
     written = notebooks.write_student_notebooks(args.out, overwrite=args.overwrite)
@@ -146,12 +156,14 @@ def _notebooks_exercises(args: argparse.Namespace) -> None:
 
 
 def _notebooks_report(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import notebooks
 
     print(f"report: {notebooks.build_report(args.dir)}")
 
 
 def _notebooks_copy(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import workspace
 
     folder, written, kept = workspace.copy_workspace(args.dir)
@@ -161,6 +173,7 @@ def _notebooks_copy(args: argparse.Namespace) -> None:
 
 
 def _study_run(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import provenance, study
 
     arms, datasets = (None if value is None else [name.strip() for name in value.split(",") if name.strip()]
@@ -171,6 +184,7 @@ def _study_run(args: argparse.Namespace) -> None:
 
 
 def _study_report(args: argparse.Namespace) -> None:
+    # deferred: the command's own subpackage (torch for most): `nbn-tutorial --help` stays fast
     from nbn_tutorial import provenance, study
 
     command = provenance.command_line()
@@ -222,13 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(handler=_data_stats)
     check = data_commands.add_parser("check", parents=[root_option],
                                      help="open every image of a file dataset once and list the unreadable ones")
-    check.add_argument("name", help="imagenet-lt, places-lt, inat2018 or imagefolder-lt")
+    check.add_argument("name", help="a dataset of image files (kind `files` in `nbn-tutorial data list`)")
     check.add_argument("--list-dir", default=None, help="folder of the list files (list datasets)")
     check.add_argument("--workers", type=int, default=None, help="processes opening images (default: all cores)")
     check.set_defaults(handler=_data_check)
     cache = data_commands.add_parser("cache", parents=[root_option],
                                      help="pre-resize a list dataset's images (faster ImageNet-LT/iNat loading)")
-    cache.add_argument("name", help="imagenet-lt, places-lt or inat2018")
+    cache.add_argument("name", help="a dataset with official list files (`nbn-tutorial data list`)")
     cache.add_argument("--out", required=True, help="new data root that will hold the resized copy")
     cache.add_argument("--short-side", type=int, default=256, help="shorter image side after resizing")
     cache.add_argument("--list-dir", default=None, help="folder of the official list files")

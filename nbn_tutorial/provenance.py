@@ -28,10 +28,10 @@ def git_commit() -> str:
 
 def software_versions() -> dict[str, str]:
     """Versions of Python, torch, numpy and this package, the commit, and the machine's processor count."""
-    import numpy
-    import torch
+    import numpy   # deferred: the versions of what ran: imported only when asked
+    import torch   # deferred: the versions of what ran: imported only when asked
 
-    import nbn_tutorial
+    import nbn_tutorial   # deferred: the versions of what ran: imported only when asked
 
     return {"nbn_tutorial": nbn_tutorial.__version__, "commit": git_commit(), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": numpy.__version__, "platform": platform.platform(terse=True),

@@ -1,5 +1,5 @@
-"""Named choices: one registry type for models, norms, heads and losses, one check for a named option, and one
-for a count (a whole number >= 1)."""
+"""Named choices: one registry type for datasets, models, norms, heads, losses, samplers and trainable rules, one
+check for a named option, and one for a count (a whole number >= 1)."""
 from __future__ import annotations
 
 import difflib
@@ -64,6 +64,17 @@ class Registry(Generic[T]):
     def names(self) -> tuple[str, ...]:
         """Registered names, in registration order."""
         return tuple(self._entries)
+
+    def items(self) -> list[tuple[str, T]]:
+        """(name, entry) pairs, in registration order."""
+        return list(self._entries.items())
+
+    def values(self) -> list[T]:
+        """Registered entries, in registration order."""
+        return list(self._entries.values())
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -83,7 +83,7 @@ def test_one_component_model_equals_the_batchnorm_model():
     torch.manual_seed(3)
     bn_model = build_model("resnet32", 5, norm="bn")
     torch.manual_seed(3)
-    cbn_model = build_model("resnet32", 5, norm="cbn", nbn_where="all", norm_options={"components": 1})
+    cbn_model = build_model("resnet32", 5, norm="cbn", norm_where="all", norm_kwargs={"components": 1})
     assert len(compound_layers(cbn_model)) == 31
     bn_model, cbn_model = bn_model.double(), cbn_model.double()   # 31 layers deep: compare without float32 rounding
     x = torch.randn(8, 3, 16, 16, dtype=torch.float64)
@@ -237,7 +237,7 @@ def test_class_split_needs_cbn_layers_and_valid_options():
 
 def tiny_cbn_model(components: int = 2) -> nn.Module:
     torch.manual_seed(6)
-    return build_model("resnet32", 4, norm="cbn", nbn_where="last-stage", norm_options={"components": components})
+    return build_model("resnet32", 4, norm="cbn", norm_where="last-stage", norm_kwargs={"components": components})
 
 
 def test_the_dual_path_loss_is_both_losses_plus_the_stop_gradient_kl():
@@ -287,13 +287,15 @@ def test_cbn_is_a_registered_norm_with_nbn_placements():
     layer = create_norm_layer("cbn", 8, momentum=0.3)
     assert isinstance(layer, CompoundBatchNorm2d) and layer.momentum == 0.3 and layer.weight.shape == (2, 8)
     official = [name for name, _ in apply_norm(CifarResNet(blocks_per_stage=2), "cbn", where="official",
-                                               components=3, shared_affine=True, share_alpha=False)]
+                                               components=3, shared_affine=True)]
     assert official == ["layer3.0.bn2", "layer3.1.bn2"]
+    with pytest.raises(UserError, match="norm 'cbn' takes components, .*, not 'share_alpha'"):   # NBN's option
+        apply_norm(CifarResNet(blocks_per_stage=2), "cbn", where="official", share_alpha=False)
     model = tiny_cbn_model(components=3)
     layers = compound_layers(model)
     assert [name for name, _ in layers] == [f"backbone.layer3.{b}.bn{i}" for b in range(5) for i in (1, 2)]
     assert all(layer.num_components == 3 and layer.running_mean.shape == (3, 64) for _, layer in layers)
-    shared = build_model("resnet32", 4, norm="cbn", norm_options={"shared_affine": True})
+    shared = build_model("resnet32", 4, norm="cbn", norm_kwargs={"shared_affine": True})
     assert all(layer.weight.shape == (1, 64) for _, layer in compound_layers(shared))
     with pytest.raises(UserError, match="already has Compound BN layers"):
         apply_norm(model, "cbn", where="all")
@@ -351,6 +353,26 @@ def test_component_match_reads_a_known_usage_table():
     assert match["matched_share"] == pytest.approx(0.85)
     overall = np.array([0.55, 0.45])   # each component's mean share over the two groups
     assert match["effective_components"] == pytest.approx(np.exp(-(overall * np.log(overall)).sum()))
+
+
+def test_usage_tables_and_sentences_read_the_component_match():
+    import pandas as pd
+
+    def usage(shares):
+        return pd.DataFrame([{"layer": name, "depth": depth, "group": g, "component": c, "share": shares[depth][g][c],
+                              "samples": 5} for depth, name in enumerate(("a", "b")) for g in range(2) for c in range(2)])
+
+    swapped = usage([[[0.6, 0.4], [0.5, 0.5]], [[0.2, 0.8], [0.9, 0.1]]])   # the deepest layer: groups swapped
+    paired = usage([[[0.6, 0.4], [0.5, 0.5]], [[0.9, 0.1], [0.2, 0.8]]])
+    table = diagnosis.usage_match_table({"CBN": swapped, "CBN + dual path": paired})
+    assert list(table.index) == [("CBN", "a"), ("CBN", "b"), ("CBN + dual path", "a"), ("CBN + dual path", "b")]
+    assert table.loc[("CBN", "b"), "paired_share"] == pytest.approx(0.15)
+    text = diagnosis.usage_summary({"CBN": swapped, "CBN + dual path": paired})
+    assert "**CBN**: in the deepest CBN layer, group k's samples take component k for 15%" in text
+    assert "(the rarest group: 10%)" in text and "under the best one-to-one pairing 85%" in text
+    before = diagnosis.component_match(swapped)["paired_share"].mean()
+    after = diagnosis.component_match(paired)["paired_share"].mean()
+    assert f"the mean paired share rises ({100 * before:.0f}% → {100 * after:.0f}%)" in text
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def test_the_compound_study_has_the_protocol_and_seeds_of_the_nbn_study(tmp_path
     plan = study.plan_study(compound, tmp_path)
     cbn_runs = [run for run in plan if run.arm.startswith("cbn")]
     assert {run.values["cbn_dual_path"] for run in cbn_runs} == {False, True}
-    assert all(run.values["norm"] == "cbn" and run.values["nbn_where"] == "official" for run in cbn_runs)
+    assert all(run.values["norm"] == "cbn" and run.values["norm_where"] == "official" for run in cbn_runs)
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +55,18 @@ def tiny_compound_results(tmp_path_factory) -> Path:
 def test_notebook_08_reads_the_study_into_tables_and_computed_sentences(tiny_compound_results, tmp_path):
     from nbn_tutorial import notebooks, study
     from nbn_tutorial.notebooks.report import SAVED_SECTIONS, _saved_section
+    from nbn_tutorial.study.contrasts import find
 
     view = notebooks.compound_study(tiny_compound_results)
     results = view.results.set_index("arm")
     assert results["cbn_paired_share"].loc[["cbn", "cbn-dual"]].between(0, 1).all()
     assert results["cbn_paired_share"].loc[["bn", "nbn"]].isna().all()
-    table = notebooks.compound_table(view)
+    table = study.compound_table(view)
     assert list(table.index.get_level_values("arm")) == ["bn", "nbn", "cbn", "cbn-dual"]
-    text = notebooks.compound_conclusions(view)
+    text = study.compound_conclusions(view)
     for arm, reference in (("cbn-dual", "bn"), ("cbn-dual", "cbn"), ("cbn", "nbn")):
-        interval = study.paired_intervals(view.results, "digits-lt", "balanced", reference)[arm]
-        assert study.difference_sentence(arm, reference, "balanced", interval) in text
+        row = find(view.contrasts, "digits-lt", arm, reference, "balanced")
+        assert row is not None and study.contrast_sentence(row) in text
     notebooks.save_compound_summary(view, tmp_path)
     heading, table_name, text_name = next(s for s in SAVED_SECTIONS if s[1] == notebooks.COMPOUND_TABLE)
     report = "\n".join(_saved_section(tmp_path, heading, table_name, text_name))

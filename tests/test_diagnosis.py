@@ -440,3 +440,54 @@ def test_data_figures_show_the_profiles_and_one_row_per_class():
     samples = plots.plot_class_samples(train, per_class=3)
     _assert_figure(samples)
     assert len(samples.axes) == 3 * train.num_classes
+
+
+# ----------------------------------------------------------------------------------------------------
+# Sentences computed from the tables (notebooks 02-04's summaries)
+# ----------------------------------------------------------------------------------------------------
+
+def test_the_baseline_sentence_states_the_final_accuracies_and_the_gap(runs):
+    metrics = train.final_metrics(runs["bn"]["run_dir"])
+    text = diagnosis.baseline_summary(metrics, train.epochs_done(runs["bn"]["run_dir"]))
+    assert text.startswith(f"After {EPOCHS} epochs the BN baseline reaches {100 * metrics['overall']:.1f}% overall")
+    gap = 100 * (metrics["many"] - metrics["few"])
+    assert (f"trail many-shot classes by {gap:.1f} points" in text) == (gap > 0)
+    assert "lead many-shot classes by 5.0 points" in diagnosis.baseline_summary({**metrics, "many": 0.5, "few": 0.55}, 1)
+
+
+def test_the_bias_sentence_compares_few_and_many_shot_classes(runs, outputs, test_set):
+    strength = diagnosis.feature_strength(outputs["bn"], test_set.train_counts, test_set.shot_groups)
+    channels = diagnosis.class_specific_channels(outputs["bn"], test_set.train_counts, test_set.shot_groups)
+    summary = diagnosis.channel_summary(channels, test_set.shot_groups)
+    norms = diagnosis.classifier_norm_table(runs["bn"]["model"], test_set.train_counts, test_set.shot_groups)
+    text = diagnosis.bias_summary(strength, summary, norms)
+    by_group = diagnosis.summarize_by_group(strength, "strength")
+    assert f"({by_group['few']:.3g} vs {by_group['many']:.3g})" in text
+    assert f"Each few-shot class owns {summary['channels_per_class']['few']:.1f} channels" in text
+    assert text.count(" than those of many-shot classes") == 3
+
+
+def test_the_comparison_sentence_goes_group_by_group_and_warns_of_one_seed(outputs, test_set):
+    results = {"bn": {"overall": 90.0, "few": 70.0}, "nbn": {"overall": 90.04, "few": 75.5}}
+    channels = {name: diagnosis.class_specific_channels(outputs[name], test_set.train_counts, test_set.shot_groups)
+                for name in ("bn", "nbn")}
+    text = diagnosis.comparison_summary(results, {"BN": channels["bn"], "NBN": channels["nbn"]})
+    assert "NBN left overall accuracy unchanged (90.0% → 90.0%)." in text
+    assert "NBN improved few-shot accuracy by 5.5 points (70.0% → 75.5%)." in text
+    owned = int((channels["bn"]["active"] & (channels["bn"]["owner_group"] == "few")).sum())
+    assert f"Few-shot classes own {owned} of {int(channels['bn']['active'].sum())} with BN" in text
+    assert text.endswith("separate the effect from noise.")
+    assert diagnosis.comparison_summary({"bn": {}}).startswith("No comparison yet")
+
+
+def test_the_alpha_sentence_reads_the_metrics(runs):
+    assert "→" in diagnosis.alpha_summary(runs["nbn"]["metrics"])
+    assert diagnosis.alpha_summary(runs["bn"]["metrics"]) == "This run has no NBN α (a plain BN run)."
+
+
+def test_classifier_norm_tables_are_one_table_per_model(runs, test_set):
+    tables = diagnosis.classifier_norm_tables({"BN": runs["bn"]["model"], "NBN": runs["nbn"]["model"]},
+                                              test_set.train_counts, test_set.shot_groups)
+    assert list(tables) == ["BN", "NBN"]
+    assert tables["BN"].equals(diagnosis.classifier_norm_table(runs["bn"]["model"], test_set.train_counts,
+                                                               test_set.shot_groups))

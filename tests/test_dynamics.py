@@ -128,3 +128,50 @@ def test_summarize_dynamics_gives_the_numbers_for_sentences(nbn_run):
     assert summary["first_epoch"] == 1 and summary["last_epoch"] == 3
     assert summary["beta_norm_first"] > 100 and 0.9 < summary["beta_cos_last_min"] <= 1 + 1e-9
     assert math.isfinite(summary["alpha_last"])
+
+
+# ------------------------------------------------------------------ the mechanism in numbers and sentences
+
+def test_the_budget_table_is_nbn_formula_with_one_gamma_changed_and_its_sentence_states_it():
+    layer = _layer()
+    table = diagnosis.budget_table(layer, channel=2, factor=10.0)
+    gamma = layer.weight.detach().clone()
+    gamma[2] *= 10
+    after, _ = normalized_affine(gamma, layer.bias.detach(), layer.alpha.detach())
+    assert table["w_after"].tolist() == pytest.approx(after.tolist(), abs=1e-7)
+    others = table[table["channel"] != 2]["change"]
+    assert others.max() - others.min() < 1e-5 and others.max() < 1 < table.loc[2, "change"]
+    norm_after = math.sqrt((table["w_after"] ** 2).sum())
+    assert norm_after == pytest.approx(1.7, rel=1e-5) and torch.equal(layer.weight.detach(), _layer().weight.detach())
+    text = diagnosis.budget_summary(table, channel=2, factor=10.0)
+    assert f"multiplied its applied weight by {table.loc[2, 'change']:.2f}" in text
+    assert f"every other channel's weight by {others.min():.3f}" in text and f"{norm_after:.4f} after" in text
+
+
+def test_a_fresh_nbn_layer_starts_one_over_root_c_as_loud_as_bn():
+    table = diagnosis.initial_scale_table(channels=64)
+    assert table["relative_to_bn"].tolist() == pytest.approx([1.0, 1 / 8, 1.0], rel=2e-2)
+    text = diagnosis.initial_scale_summary(table, channels=64)
+    assert f"its output is {table['relative_to_bn'].iloc[1]:.3f} times BN's" in text and "1/√C = 0.125" in text
+
+
+def test_the_first_step_sentence_reads_the_first_step_table():
+    torch.manual_seed(0)
+    fresh = {"BN": models.build_model("resnet32", 10, norm="bn", in_channels=1),
+             "NBN": models.build_model("resnet32", 10, norm="nbn", in_channels=1)}
+    x, y = next(iter(data.TensorLoader(data.build_dataset("digits-lt"), batch_size=32, train=True, seed=0)))
+    table = diagnosis.first_step_table(fresh, x, y, lr=0.05)
+    text = diagnosis.first_step_summary(table, lr=0.05)
+    nbn = table[table["model"] == "NBN"]
+    assert f"to {nbn['beta_norm_after'].min():.3g}–{nbn['beta_norm_after'].max():.3g}" in text
+    assert f"BN's β to at most {table[table['model'] == 'BN']['beta_norm_after'].max():.3g}" in text
+    assert "BN's β" not in diagnosis.first_step_summary(nbn, lr=0.05)
+
+
+def test_the_dynamics_sentence_says_whether_the_bias_direction_froze(nbn_run):
+    summary = diagnosis.summarize_dynamics(diagnosis.nbn_dynamics(nbn_run))
+    text = diagnosis.dynamics_summary(summary)
+    assert f"at least {summary['beta_cos_last_min']:.6f}" in text
+    frozen = summary["beta_cos_last_min"] > diagnosis.FROZEN_COSINE
+    assert ("never changed afterwards" in text) == frozen and ("still turned" in text) == (not frozen)
+    assert "still turned" in diagnosis.dynamics_summary({**summary, "beta_cos_last_min": 0.5})

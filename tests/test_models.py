@@ -95,7 +95,8 @@ def test_resnet32_nbn_official_is_last_bn_of_each_last_stage_block():
 
 
 def test_nbn_options_are_passed_to_the_converter():
-    model = build_model("resnet32", 10, norm="nbn", nbn_where="all", alpha_init="unit-gamma", share_alpha=False)
+    model = build_model("resnet32", 10, norm="nbn", norm_where="all",
+                        norm_kwargs={"alpha_init": "unit-gamma", "share_alpha": False})
     layers = nbn_layers(model)
     assert len(layers) == 1 + 3 * 5 * 2
     assert all(layer.alpha.item() == pytest.approx(math.sqrt(layer.num_features)) for _, layer in layers)
@@ -118,9 +119,9 @@ def test_torchvision_backbones(name):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"name": "vgg16"}, "unknown model 'vgg16'; valid: " + ", ".join(MODELS)),
-    ({"norm": "gn"}, "unknown norm 'gn'; valid: bn, nbn"),
+    ({"norm": "gn"}, "unknown norm 'gn'; valid: bn, nbn, cbn$"),
     ({"head": "mlp"}, "unknown head 'mlp'; valid: linear, lr, cosine"),
-    ({"nbn_where": "nowhere", "norm": "nbn"}, "official, last-stage, all"),
+    ({"norm_where": "nowhere", "norm": "nbn"}, "official, last-stage, all"),
 ])
 def test_bad_names_raise_user_errors(kwargs, message):
     arguments = {"name": "resnet32", "num_classes": 10, **kwargs}

@@ -29,6 +29,9 @@ MAX_LINES = 15
 BY_HAND = "# By hand"
 CHECKED_NOTEBOOKS = {"01_long_tailed_data.ipynb", "02_baseline_bn.ipynb", "04_normalizing_bn.ipynb",
                      "07_rebalancing_and_experts.ipynb"}
+BY_HAND_NOTEBOOKS = {"04_normalizing_bn.ipynb", "05_full_runs.ipynb", "06_what_makes_nbn_work.ipynb",
+                     "07_rebalancing_and_experts.ipynb", "08_compound_bn.ipynb"}
+HELPER_SHARE = 1 / 3   # at most this share of a notebook's package calls (plumbing aside) go to nbt.notebooks
 
 
 def read(path: Path):
@@ -103,6 +106,60 @@ def test_code_cells_are_short_and_compute_by_hand_only_where_they_check_the_pack
             assert any("nbt." in ast.unparse(check) for check in checks), f"a by-hand cell checks the package:\n{cell.source}"
         else:
             assert all(isinstance(statement, SIMPLE_STATEMENTS) for statement in statements), cell.source
+
+
+def flow_cells(notebook):
+    """The code cells of a notebook's own flow: neither the parameters cell nor course mode's exercise cells."""
+    return [cell for cell in code_cells(notebook)[1:] if not runner.is_exercise_cell(cell)]
+
+
+def dotted_name(node: ast.expr) -> str | None:
+    """``nbt.study.holm`` for the function of a call written as such; None for anything else."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
+
+
+def package_calls(notebook) -> list[str]:
+    """Every call written ``nbt.<something>(...)`` in the notebook's flow, as its dotted name."""
+    return [name for cell in flow_cells(notebook) for node in ast.walk(ast.parse(cell.source))
+            if isinstance(node, ast.Call) and (name := dotted_name(node.func)) and name.startswith("nbt.")]
+
+
+def helper_share(calls: list[str]) -> tuple[int, int]:
+    """(calls to nbt.notebooks helpers, calls counted): plumbing (:data:`runner.PLUMBING`) is not counted."""
+    plumbing = [name for name in calls if name.startswith("nbt.notebooks.") and name.split(".")[-1] in runner.PLUMBING]
+    helpers = [name for name in calls if name.startswith("nbt.notebooks.") and name not in plumbing]
+    return len(helpers), len(calls) - len(plumbing)
+
+
+def test_the_call_count_sees_calls_and_leaves_plumbing_out():
+    cell = nbformat.v4.new_code_cell("x = nbt.study.holm(nbt.notebooks.open_run(p).a)\nnbt.notebooks.budget(x)\n"
+                                     "nbt.data.DATASETS.get('x')\nlen(x)")
+    calls = package_calls(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("run_dir = 1"), cell]))
+    assert sorted(calls) == ["nbt.data.DATASETS.get", "nbt.notebooks.budget", "nbt.notebooks.open_run",
+                             "nbt.study.holm"]
+    assert helper_share(calls) == (1, 3)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_most_package_calls_go_to_the_domains_not_to_notebook_helpers(path):
+    """The cells compute with nbt.data, nbt.nn, nbt.train, nbt.diagnosis, nbt.study...: at most a third of the calls
+    that are not plumbing go to nbt.notebooks (which keeps only plumbing, so there are none today)."""
+    helpers, counted = helper_share(package_calls(read(path)))
+    assert counted > 0 and helpers <= HELPER_SHARE * counted, (helpers, counted)
+
+
+def test_plumbing_names_exist_in_the_notebook_package():
+    assert all(callable(getattr(runner, name)) for name in runner.PLUMBING)
+
+
+@pytest.mark.parametrize("path", [path for path in NOTEBOOKS if path.name in BY_HAND_NOTEBOOKS], ids=lambda p: p.stem)
+def test_the_later_notebooks_compute_a_key_idea_by_hand(path):
+    """Each of 04-08 has at least one `# By hand` cell (checked by the cell rule to assert against the package)."""
+    assert any(cell.source.startswith(BY_HAND) for cell in flow_cells(read(path)))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -39,13 +39,13 @@ def test_ride_with_nbn_has_exactly_one_alpha_per_expert_over_its_last_stage(name
 
 def test_placement_stays_configurable_per_expert():
     official = models.build_model("ride_resnet32", 10, norm="nbn", head="cosine")
-    all_layers = models.build_model("ride_resnet32", 10, norm="nbn", head="cosine", nbn_where="all")
-    own_alpha = models.build_model("ride_resnet32", 10, norm="nbn", head="cosine", share_alpha=False)
+    all_layers = models.build_model("ride_resnet32", 10, norm="nbn", head="cosine", norm_where="all")
+    own_alpha = models.build_model("ride_resnet32", 10, norm="nbn", head="cosine", norm_kwargs={"share_alpha": False})
     assert len(nbn_nn.nbn_layers(all_layers)) == 3 * 20 and len(nbn_nn.alpha_parameters(all_layers)) == 3
     assert len(nbn_nn.nbn_layers(official)) == 3 * 10
     assert len(nbn_nn.alpha_parameters(own_alpha)) == len(nbn_nn.nbn_layers(own_alpha)) == 30
     predicate = models.build_model("ride_resnet32", 10, norm="nbn",
-                                   nbn_where=lambda name, _: name.endswith("layer3.4.bn2"))
+                                   norm_where=lambda name, _: name.endswith("layer3.4.bn2"))
     assert [n for n, _ in nbn_nn.nbn_layers(predicate)] == [f"experts.{i}.layer3.4.bn2" for i in range(3)]
 
 

@@ -351,19 +351,19 @@ def test_planned_runs_train_once_and_are_then_finished(two_seed_runs):
 
 
 def test_gathered_results_give_mean_and_std_over_seeds(two_seed_runs):
-    from nbn_tutorial import train
+    from nbn_tutorial import study, train
 
     _, runs = two_seed_runs
-    results = runner.gather_results(runs)
+    results = train.gather_runs(runs)
     assert list(results["norm"]) == ["bn", "bn", "nbn", "nbn"] and list(results["seed"]) == [0, 1, 0, 1]
     few = [100 * train.read_metrics(run).iloc[-1]["few_acc"] for run in runs]
     assert results["few"].tolist() == pytest.approx(few)
-    table = runner.results_table(results)
-    assert table["few"].tolist() == [runner.format_mean_std(few[:2]), runner.format_mean_std(few[2:])]
+    table = study.seed_table(results)
+    assert table["few"].tolist() == [study.format_mean_std(few[:2]), study.format_mean_std(few[2:])]
     assert list(table["seeds"]) == [2, 2]
-    summary = runner.seed_summary(results)
+    summary = study.seed_summary(results)
     assert "On digits-lt (resnet32, ce, 1 epochs, 2 seeds), NBN" in summary and "seed-to-seed spread" in summary
-    assert list(runner.mean_accuracy_table(results).index) == ["digits-lt ce bn", "digits-lt ce nbn"]
+    assert list(study.mean_accuracy_table(results).index) == ["digits-lt ce bn", "digits-lt ce nbn"]
 
 
 def test_recorded_run_results_are_percent_of_the_final_epoch(two_seed_runs, tmp_path):
@@ -401,12 +401,12 @@ def test_gpu_note_on_a_machine_without_several_gpus_says_what_torchrun_would_run
 def test_grad_cam_note_says_when_the_map_comes_from_a_tiny_feature_map():
     import torch
 
-    from nbn_tutorial import models
+    from nbn_tutorial import diagnosis, models
 
     model = models.build_model("resnet32", 10, norm="bn", in_channels=1)
-    digits = runner.grad_cam_note(model, torch.zeros(2, 1, 8, 8))
+    digits = diagnosis.grad_cam_note(model, torch.zeros(2, 1, 8, 8))
     assert digits.startswith("**Coarse maps.**") and "2×2 feature maps" in digits and "8×8 input" in digits
-    cifar = runner.grad_cam_note(model, torch.zeros(2, 1, 32, 32))
+    cifar = diagnosis.grad_cam_note(model, torch.zeros(2, 1, 32, 32))
     assert "8×8 feature maps" in cifar and "4×4 block" in cifar and "Coarse" not in cifar
 
 
@@ -426,4 +426,6 @@ def test_model_description_counts_the_shared_alpha_once():
     (35.31, 35.29, "NBN left few-shot accuracy unchanged (35.3% → 35.3%)."),
 ])
 def test_change_sentences_follow_the_numbers(before, after, expected):
-    assert runner.change_sentence("NBN", "few-shot accuracy", before, after) == expected
+    from nbn_tutorial import wording
+
+    assert wording.change_sentence("NBN", "few-shot accuracy", before, after) == expected

@@ -91,7 +91,8 @@ def test_tau_zero_leaves_the_logits_unchanged(stage1):
 
 def test_tau_is_searched_on_the_val_split_where_the_dataset_has_one(stage1, tmp_path):
     model, config = train.load_run(stage1)
-    on_test = tau_norm.search_tau(model, config)
+    assert tau_norm.search_tau(model, config, taus=(0.0, 1.0)).split == "val"   # digits-lt holds out a val split
+    on_test = tau_norm.search_tau(model, config, split="test")                 # test only when asked, and said so
     assert on_test.split == "test" and "optimistic" in on_test.note
     assert list(on_test.table["tau"]) == list(tau_norm.TAU_GRID)
     assert on_test.table.loc[on_test.table["tau"] == on_test.tau, "balanced_acc"].item() == \

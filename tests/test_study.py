@@ -135,19 +135,19 @@ def test_the_committed_readme_tables_come_from_the_committed_results():
 
 
 def test_the_mechanism_table_summarises_the_nbn_state_of_each_nbn_arm(finished, tmp_path):
-    from nbn_tutorial import notebooks
+    from nbn_tutorial import diagnosis, notebooks
 
     _, out = finished
     study.write_study_report(out, tmp_path / "results", command="test")
     view = notebooks.open_study(str(finished[0]), results_dir=tmp_path / "results")
-    table = notebooks.mechanism_table(view)
+    table = study.mechanism_table(view)
     assert list(table.index.get_level_values("arm")) == ["nbn", "weight-only"]   # BN records no α
     results = view.results.set_index("arm")
     assert table.loc[("digits-lt", "nbn"), "α at the end, min"] == pytest.approx(results.loc["nbn", "alpha"].min(),
                                                                                 abs=1e-3)
-    text = str(notebooks.mechanism_summary(view))
+    text = str(study.mechanism_summary(view))
     assert "digits-lt, `nbn` (2 runs): α ended between" in text and "digits-lt, `weight-only` (2 runs)" in text
-    full_nbn = results.loc["nbn", "beta_cos_first_min"].min() >= notebooks.studies.FROZEN_COSINE
+    full_nbn = results.loc["nbn", "beta_cos_first_min"].min() >= diagnosis.FROZEN_COSINE
     assert ("never moved" in text.split("\n")[0]) == full_nbn
 
 

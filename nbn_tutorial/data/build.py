@@ -32,7 +32,7 @@ def build_dataset(name: str, root=None, imbalance_factor: float | None = None, p
     longtail = longtail_options(spec, imbalance_factor, profile, class_order, max_per_class)
     data_root = resolve_data_root(root)
     list_dir = Path(list_dir).expanduser() if list_dir not in (None, "") else None
-    if name == "imagefolder-lt":
+    if spec.from_tree:
         dataset: LTDataset = imagefolder_dataset(data_root, list_dir, longtail, seed, split, spec)
     elif spec.kind == "files":
         check_split(spec, split)

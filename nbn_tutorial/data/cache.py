@@ -12,13 +12,14 @@ from nbn_tutorial.data.specs import DATASETS, get_spec, resolve_data_root
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_bytes, atomic_write_json, ensure_dir, read_json
 from nbn_tutorial.registry import positive_int
+from concurrent.futures import ProcessPoolExecutor
 
 
 CACHE_MANIFEST = "nbn_cache.json"   # the settings a cache folder was made with (refuses a mix of sizes)
 
 
 def _decode_small(source: str, short_side: int):
-    from PIL import Image
+    from PIL import Image   # deferred: Pillow: only for images
 
     with Image.open(source) as image:
         # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale directly when the target is that much smaller.
@@ -29,7 +30,7 @@ def _decode_small(source: str, short_side: int):
 def _resize_one(job: tuple[str, str, int, int]) -> str | None:
     """Write one image of the cache (shorter side at most ``short_side``, never enlarged; JPEG, atomically);
     returns why the source image cannot be read, or None when it was written."""
-    from PIL import Image
+    from PIL import Image   # deferred: Pillow: only for images
 
     source, target, short_side, quality = job
     try:
@@ -67,8 +68,6 @@ def build_resized_cache(image_root: str | os.PathLike, list_files: Sequence[str 
     Decoding full-size JPEGs is what limits an ImageNet-LT/iNat input pipeline on CPU; the cache makes
     each decode several times cheaper. Resumable: images already in the cache are skipped.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
     image_root, cache_root = Path(image_root).resolve(), Path(cache_root).resolve()
     if cache_root == image_root:
         raise UserError(f"the cache folder {cache_root} is the image folder itself; choose another --out")

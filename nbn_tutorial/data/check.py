@@ -17,6 +17,7 @@ from nbn_tutorial.data.specs import DATASETS, get_spec, resolve_data_root
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.registry import positive_int
 from nbn_tutorial.wording import plural
+from concurrent.futures import ProcessPoolExecutor
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,13 @@ def dataset_images(name: str, root=None, list_dir=None) -> tuple[list[Path], Pat
         file_datasets = ", ".join(n for n, s in DATASETS.items() if s.kind == "files")
         raise UserError(f"{name} keeps its images in memory arrays, so there are no image files to check; "
                         f"data check is for {file_datasets}")
-    if name == "imagefolder-lt":
+    if spec.from_tree:
         return tree_images(data_root), data_root
     return _listed_images(name, data_root, Path(list_dir).expanduser() if list_dir not in (None, "") else None)
 
 
 def check_images(paths: list[Path], workers: int | None = None) -> tuple[list[tuple[str, str]], int]:
     """(path, reason) of every image in ``paths`` that cannot be decoded, using ``workers`` processes."""
-    from concurrent.futures import ProcessPoolExecutor
-
     if workers is None:   # all cores, but no pool start-up for a small folder
         workers = max(1, min(os.cpu_count() or 1, len(paths) // 64))
     workers = max(1, min(positive_int(workers, "--workers"), len(paths)))

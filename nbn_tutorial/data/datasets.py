@@ -56,7 +56,7 @@ class TensorLTDataset(LTDataset):
 
 
 def _to_pil(image: torch.Tensor):
-    from PIL import Image
+    from PIL import Image   # deferred: Pillow: only for images
 
     array = image.numpy()
     return Image.fromarray(array[0], mode="L") if array.shape[0] == 1 else Image.fromarray(array.transpose(1, 2, 0))
@@ -98,7 +98,7 @@ class FileLTDataset(LTDataset):
 
 def file_transform(spec: DatasetSpec, train: bool) -> Callable:
     """Standard large-image transform (torchvision.transforms.v2 on PIL images), normalized float output."""
-    from torchvision.transforms import v2
+    from torchvision.transforms import v2   # deferred: torchvision: heavy, only this path needs it
 
     if train:
         steps = [v2.RandomResizedCrop(spec.image_size), v2.RandomHorizontalFlip()]

@@ -37,7 +37,7 @@ def read_rgb(path: str | os.PathLike, listed_in: str | os.PathLike | None = None
 
 
 def _decode(path: str | os.PathLike):
-    from PIL import Image
+    from PIL import Image   # deferred: Pillow: only for images
 
     with Image.open(path) as image:
         return image.convert("RGB")  # decodes every pixel: a truncated file fails here, not later

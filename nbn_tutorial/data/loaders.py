@@ -18,6 +18,7 @@ from nbn_tutorial.data.samplers import (DistributedOrder, EpochPermutation, Seed
                                         make_sampler)
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.registry import positive_int
+from torch.utils.data import DataLoader
 
 
 def augment_batch(x_uint8: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -126,8 +127,6 @@ class FileLoader:
     def __init__(self, dataset: FileLTDataset, *, batch_size: int, train: bool, device="cpu", seed: int = 0,
                  num_workers: int = 2, num_replicas: int = 1, rank: int = 0, channels_last: bool = False,
                  sampler: str = "instance") -> None:
-        from torch.utils.data import DataLoader
-
         _check_loader_options(batch_size, seed, num_replicas, rank, train, sampler)
         view = dataset.for_training(train)
         self.device = torch.device(device)

@@ -5,6 +5,7 @@ Pure NumPy: nothing here reads files or needs torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,3 +202,11 @@ def shot_rule_text(rule: str, many: int = MANY_THRESHOLD, few: int = FEW_THRESHO
         return {"many": f"> {many} train images", "medium": f"{few}-{many} train images",
                 "few": f"< {few} train images"}
     return {"many": "most frequent third", "medium": "middle third", "few": "least frequent third"}
+
+
+def class_groups(groups: Mapping[str, Sequence[int]], num_classes: int) -> np.ndarray:
+    """Shot-group name of every class [C] (``""`` for a class in no group)."""
+    names = np.full(num_classes, "", dtype=object)
+    for name, members in groups.items():
+        names[np.asarray(members, dtype=np.int64)] = name
+    return names

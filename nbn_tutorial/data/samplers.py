@@ -24,6 +24,7 @@ import torch
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.registry import Registry, positive_int
+from torch.utils.data import DistributedSampler
 
 
 def check_sharding(seed: int, num_replicas: int, rank: int) -> None:
@@ -81,8 +82,6 @@ class DistributedOrder(EpochSampler):
 
     def indices(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """This rank's shard of this epoch (``generator`` is not used: DistributedSampler seeds itself)."""
-        from torch.utils.data import DistributedSampler
-
         sampler = DistributedSampler(range(self.size), num_replicas=self.num_replicas, rank=self.rank,
                                      shuffle=self.shuffle, seed=self.seed)
         sampler.set_epoch(self.epoch)
@@ -193,6 +192,19 @@ def make_sampler(name: str, labels, *, seed: int = 0, num_replicas: int = 1, ran
     check_sharding(seed, num_replicas, rank)
     return SAMPLER_REGISTRY.get(name)(labels, seed=seed, num_replicas=num_replicas, rank=rank,
                                       instance_order=instance_order)
+
+
+def sampled_class_counts(train_set, seed: int = 0,
+                         samplers: tuple[str, ...] = ("instance", "class-balanced", "square-root")):
+    """How often each class is drawn in one epoch (epoch 0 of ``seed``) of each sampler, by class: a table with the
+    columns ``class``, ``train_count`` and one per sampler."""
+    import pandas as pd   # deferred: heavy, and only this table needs it
+
+    columns = {"class": np.arange(train_set.num_classes), "train_count": np.asarray(train_set.class_counts)}
+    for name in samplers:
+        drawn = make_sampler(name, train_set.targets, seed=seed).indices().numpy()
+        columns[name] = np.bincount(train_set.targets[drawn], minlength=train_set.num_classes)
+    return pd.DataFrame(columns)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from nbn_tutorial.data.longtail import CLASS_ORDERS, LongTail, parse_imbalance_factor, parse_profile
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.registry import check_choice, positive_int
+from nbn_tutorial.registry import Registry, check_choice, positive_int
+from nbn_tutorial.data.longtail import SHOT_RULE_CHOICES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,6 +47,9 @@ class DatasetSpec:
     default_max_per_class: int | None = None    # tensor path: the head class's size; None: the smallest supply
     default_val_per_class: int = 0              # tensor path: held-out val images per class (from unused ones)
     val_note: str = ""                          # tensor path: why this val size, in words
+    from_tree: bool = False                     # files path: the data root is an ImageFolder tree whose split's
+                                                # list files the package writes (imagefolder-lt)
+    embedded: bool = False                      # tensor path: the images ship with an installed package
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -55,10 +59,18 @@ class DatasetSpec:
         return ("train", "val", "test") if self.kind == "tensor" else ("train", "test")
 
 
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Register a dataset under its name (:func:`~nbn_tutorial.data.build.build_dataset` builds it by its kind)."""
+    return DATASETS.register(spec.name, spec)
+
+
+for _spec in (
     DatasetSpec("digits-lt", "scikit-learn 8x8 digits, embedded (always offline): the quick default",
                 "tensor", 10, (0.3053,), (0.3759,), 8, 1, False, "rank", 10.0, "exp", channels=1,
-                source="scikit-learn (installed with this package)", default_val_per_class=30,
+                source="scikit-learn (installed with this package)", embedded=True, default_val_per_class=30,
                 val_note="the images the long tail leaves unused, at most 30 per class (the test split's size); "
                          "the head class has only the few its pool holds beyond the head count"),
     DatasetSpec("fashion-mnist-lt", "Fashion-MNIST 28x28 grey clothes via torchvision",
@@ -97,14 +109,14 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                             ("test", "iNaturalist18_val.txt")), source=INAT_LISTS),
     DatasetSpec("imagefolder-lt", "any ImageFolder tree given as the data root, made long-tailed; "
                 "writes reusable list files", "files", None, IMAGENET_MEAN, IMAGENET_STD, 224, 0, True,
-                "auto", 100.0, "exp", source="your own images: <data root>/<class>/<image>"),
-)}
+                "auto", 100.0, "exp", source="your own images: <data root>/<class>/<image>", from_tree=True),
+):
+    register_dataset(_spec)
 
 
 def get_spec(name: str) -> DatasetSpec:
     """The registered spec of `name`; unknown names raise a UserError listing the known ones."""
-    check_choice("dataset", name, list(DATASETS))
-    return DATASETS[name]
+    return DATASETS.get(name)
 
 
 def check_split(spec: DatasetSpec, split: str) -> None:
@@ -143,8 +155,6 @@ def resolve_val_per_class(spec: DatasetSpec, val_per_class: int | None) -> int:
 
 def spec_with_options(spec: DatasetSpec, image_size: int | None = None, shot_rule: str | None = None) -> DatasetSpec:
     """``spec`` with a chosen input size (file datasets only) and shot rule; None (and ``auto``) keep its own."""
-    from nbn_tutorial.data.longtail import SHOT_RULE_CHOICES
-
     changes: dict = {}
     if image_size is not None:
         positive_int(image_size, "image_size")

@@ -70,18 +70,18 @@ def _line_counts(lines: list[str], num_classes: int) -> np.ndarray:
     return np.bincount(labels, minlength=num_classes)
 
 
-def _imagefolder_stats(data_root: Path, longtail: LongTail, seed: int, list_dir) -> _Stats:
+def _imagefolder_stats(name: str, data_root: Path, longtail: LongTail, seed: int, list_dir) -> _Stats:
     found = existing_lists(data_root, Path(list_dir).expanduser() if list_dir not in (None, "") else None,
                            longtail, seed)
     if found is not None:   # the split training uses: the list files written earlier
         spec, folder = found
         train, test, classes = list_counts(spec, folder, "test")
         return _Stats(train, test, classes, f"the split held by the list files in {folder} (no image opened: "
-                      "`nbn-tutorial data check imagefolder-lt` opens them all)")
+                      f"`nbn-tutorial data check {name}` opens them all)")
     classes, lines = imagefolder_split_lines(data_root, longtail, seed)
     train, test = (_line_counts(lines[split], len(classes)) for split in ("train", "test"))
     return _Stats(train, test, classes, f"split of the ImageFolder tree {data_root} (no list file written, no image "
-                  "opened: `nbn-tutorial data check imagefolder-lt` opens them all)")
+                  f"opened: `nbn-tutorial data check {name}` opens them all)")
 
 
 def _tensor_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: Path, val_per_class: int) -> _Stats:
@@ -94,8 +94,8 @@ def _tensor_stats(spec: DatasetSpec, longtail: LongTail, seed: int, data_root: P
     train = tensor_dataset(spec, arrays, "train", longtail, seed)
     val = tensor_dataset(spec, arrays, "val", longtail, seed, val_per_class).class_counts if val_per_class else None
     return _Stats(train.train_counts, np.bincount(arrays.test_targets, minlength=len(arrays.classes)),
-                  arrays.classes, f"counts from the files under {data_root}" if spec.name != "digits-lt"
-                  else "counts from the embedded scikit-learn digits", val)
+                  arrays.classes, f"counts from the files under {data_root}" if not spec.embedded
+                  else f"counts from the embedded images ({spec.source})", val)
 
 
 def _val_note(spec: DatasetSpec, val_per_class: int, default: bool) -> str:
@@ -107,6 +107,12 @@ def _val_note(spec: DatasetSpec, val_per_class: int, default: bool) -> str:
     return f"val: {reason}; disjoint from train and test, and it changes no training subset"
 
 
+def _val_is_test(spec: DatasetSpec) -> bool:
+    """Whether a list dataset's val list is its test list (iNaturalist 2018's official val serves as both)."""
+    files = dict(spec.list_files)
+    return "val" in files and files.get("val") == files.get("test")
+
+
 def _dataset_stats(name: str, root, imbalance_factor, profile, seed: int, list_dir, class_order: str,
                    max_per_class: int | None, shot_rule: str | None,
                    val_per_class: int | None) -> tuple[DatasetSpec, _Stats, str]:
@@ -114,15 +120,15 @@ def _dataset_stats(name: str, root, imbalance_factor, profile, seed: int, list_d
     val_size = resolve_val_per_class(spec, val_per_class)
     longtail = longtail_options(spec, imbalance_factor, profile, class_order, max_per_class)
     data_root = resolve_data_root(root)
-    if spec.name == "imagefolder-lt":
-        stats = _imagefolder_stats(data_root, longtail, seed, list_dir)
+    if spec.from_tree:
+        stats = _imagefolder_stats(spec.name, data_root, longtail, seed, list_dir)
     elif spec.kind == "files":
         folder = Path(list_dir).expanduser() if list_dir not in (None, "") else data_root / spec.folder
         train_counts, test_counts, classes = list_counts(spec, folder, "test")
         val_counts = list_counts(spec, folder, "val")[1] if "val" in spec.splits else None
         stats = _Stats(train_counts, test_counts, classes, f"counts from the list files in {folder} (no image opened: "
                        f"`nbn-tutorial data check {spec.name}` opens them all)", val_counts,
-                       "val: the official val list" + (" (the same images as test)" if spec.name == "inat2018" else ""))
+                       "val: the official val list" + (" (the same images as test)" if _val_is_test(spec) else ""))
     else:
         stats = _tensor_stats(spec, longtail, seed, data_root, val_size)
         stats.val_note = _val_note(spec, val_size, val_per_class is None)

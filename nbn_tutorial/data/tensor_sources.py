@@ -48,7 +48,7 @@ TENSOR_SOURCES: Registry[TensorSource] = Registry("tensor dataset")
 @TENSOR_SOURCES.register("digits-lt")
 def digits_arrays(root: Path, seed: int, download: bool) -> TensorArrays:
     """scikit-learn's embedded 8x8 digits scaled to 0..255, with a seeded class-balanced test split."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits   # deferred: scikit-learn: heavy, only this function needs it
 
     digits = load_digits()
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)[:, None]  # 0..16 -> 0..255
@@ -65,7 +65,7 @@ def digits_arrays(root: Path, seed: int, download: bool) -> TensorArrays:
 @TENSOR_SOURCES.register("fashion-mnist-lt")
 def fashion_arrays(root: Path, seed: int, download: bool) -> TensorArrays:
     """Fashion-MNIST from torchvision's raw folder, filled from the Debian copy or a download when needed."""
-    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import FashionMNIST   # deferred: torchvision: heavy, only this path needs it
 
     raw = root / "FashionMNIST" / "raw"
     if not all((raw / name).is_file() for name in FASHION_MNIST_FILES):
@@ -106,7 +106,7 @@ def _download(fetch: Callable[[], Any], title: str, by_hand: str) -> None:
 
 def cifar_arrays(root: Path, seed: int, download: bool, hundred: bool) -> TensorArrays:
     """CIFAR-10 or CIFAR-100 (fine labels) from torchvision's extracted python batches."""
-    from torchvision.datasets import CIFAR10, CIFAR100
+    from torchvision.datasets import CIFAR10, CIFAR100   # deferred: torchvision: heavy, only this path needs it
 
     dataset_class = CIFAR100 if hundred else CIFAR10
     title = "CIFAR-100" if hundred else "CIFAR-10"

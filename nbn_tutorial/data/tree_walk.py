@@ -16,7 +16,7 @@ from nbn_tutorial.fileio import check_utf8_path
 
 
 def _is_image(name: str) -> bool:
-    from torchvision.datasets.folder import IMG_EXTENSIONS
+    from torchvision.datasets.folder import IMG_EXTENSIONS   # deferred: torchvision: heavy, only this path needs it
 
     return name.lower().endswith(IMG_EXTENSIONS)
 

@@ -9,7 +9,7 @@ running mixture (eval mode): the share of the group's samples each component tak
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from nbn_tutorial.diagnosis.outputs import _evaluation_batches, eval_mode, model
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.nn.class_split import frequency_groups
 from nbn_tutorial.nn.compound import compound_layers
+from nbn_tutorial.wording import Summary
 
 USAGE_COLUMNS = ("layer", "depth", "group", "component", "share", "samples")
 MATCH_COLUMNS = ("layer", "depth", "paired_share", "tail_paired_share", "matched_share", "effective_components")
@@ -84,7 +85,7 @@ def usage_matrix(usage: pd.DataFrame, layer: str) -> np.ndarray:
 
 def _matched_components(shares: np.ndarray) -> np.ndarray:
     """The one-to-one group -> component assignment that maximises the summed shares (Hungarian)."""
-    from scipy.optimize import linear_sum_assignment
+    from scipy.optimize import linear_sum_assignment   # deferred: scipy: heavy, only this function needs it
 
     rows, columns = linear_sum_assignment(-shares)
     matched = np.full(shares.shape[0], -1)
@@ -125,3 +126,38 @@ def compound_measures(model: nn.Module, data: LTDataset) -> dict[str, float]:
     match = component_match(component_usage(model, data, data.train_counts))
     return {"cbn_paired_share": float(match["paired_share"].mean()),
             "cbn_matched_share": float(match["matched_share"].mean())}
+
+
+def usage_match_table(usage: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`component_match` of each run's usage table ({"CBN": usage, ...}), one block of layers per run."""
+    return pd.concat([component_match(table).assign(model=name) for name, table in usage.items()],
+                     ignore_index=True).set_index(["model", "layer"])
+
+
+def _share_text(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+def usage_summary(usage: Mapping[str, pd.DataFrame]) -> Summary:
+    """Sentences on each run's component usage: in its deepest CBN layer and over all its CBN layers, and, for two
+    runs, how the mean paired share changed from the first to the second."""
+    sentences = []
+    for name, table in usage.items():
+        match = component_match(table)
+        deepest = match.loc[match["depth"].idxmax()]
+        groups = int(table["group"].max()) + 1
+        sentences.append(
+            f"**{name}**: in the deepest CBN layer, group k's samples take component k for "
+            f"{_share_text(deepest['paired_share'])} on average over the {groups} frequency groups (the rarest group: "
+            f"{_share_text(deepest['tail_paired_share'])}); under the best one-to-one pairing "
+            f"{_share_text(deepest['matched_share'])} (it cannot fall below 1/{groups}), and "
+            f"{deepest['effective_components']:.2f} of {groups} components are in effective use. Over all "
+            f"{len(match)} CBN layers the paired share averages {_share_text(match['paired_share'].mean())}.")
+    names = list(usage)
+    if len(names) == 2:
+        before, after = (component_match(usage[name])["paired_share"].mean() for name in names)
+        change = "rises" if after > before + 0.005 else "falls" if after < before - 0.005 else "stays"
+        sentences.append(f"From {names[0]} to {names[1]}, the mean paired share {change} "
+                         f"({_share_text(before)} → {_share_text(after)}). One seed and a short run: the study "
+                         "below repeats it over seeds.")
+    return Summary(" ".join(sentences))

@@ -20,8 +20,8 @@ def tsne_embedding(features: np.ndarray, seed: int = 0, max_points: int = 2000, 
     threads (``threads=1`` is several times faster on a busy machine with few cores, where t-SNE's
     per-iteration barriers stall); ``None`` keeps the libraries' defaults.
     """
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
+    from sklearn.manifold import TSNE   # deferred: scikit-learn: heavy, only this function needs it
+    from threadpoolctl import threadpool_limits   # deferred: only t-SNE needs it
 
     features = np.asarray(features, dtype=np.float32)
     if len(features) < 3:

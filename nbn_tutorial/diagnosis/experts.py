@@ -16,6 +16,7 @@ from nbn_tutorial.diagnosis.features import feature_strength
 from nbn_tutorial.diagnosis.outputs import collect_outputs
 from nbn_tutorial.diagnosis.parameters import classifier_norm_table, representative_alpha
 from nbn_tutorial.diagnosis.tables import few_many_ratio, group_accuracy, summarize_by_group
+from nbn_tutorial.nn import alpha_parameters
 
 EXPERT_COLUMNS = ("view", "balanced", "many", "medium", "few", "feature_strength_ratio", "weight_norm_ratio", "alpha")
 
@@ -27,8 +28,6 @@ def model_views(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def _alpha(view: nn.Module) -> float:
-    from nbn_tutorial.nn import alpha_parameters
-
     return representative_alpha([float(alpha.detach()) for alpha in alpha_parameters(view)])
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from nbn_tutorial.data import LTDataset
 from nbn_tutorial.diagnosis.outputs import eval_mode, model_device
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.wording import Summary
 
 
 @dataclass(frozen=True)
@@ -126,3 +127,16 @@ def feature_map_size(model: nn.Module, images: torch.Tensor) -> tuple[int, int]:
         handle.remove()
     height, width = feature_maps[-1].shape[-2:]
     return int(height), int(width)
+
+
+def grad_cam_note(model: nn.Module, images: torch.Tensor) -> Summary:
+    """How coarse a Grad-CAM map is: the last-stage grid it is computed on, against the input size."""
+    height, width = feature_map_size(model, images)
+    image_height, image_width = (int(size) for size in images.shape[-2:])
+    cell = f"{image_height / height:.3g}×{image_width / width:.3g}"
+    text = (f"These maps are computed on the last stage's {height}×{width} feature maps and upsampled bilinearly to "
+            f"the {image_height}×{image_width} input, so each map cell covers a {cell} block of pixels.")
+    if height * width <= 16:
+        text = (f"**Coarse maps.** {text} A {height}×{width} grid can only say which part of the image drove the "
+                "prediction, not which strokes or edges; every gradation in between is bilinear interpolation.")
+    return Summary(text)

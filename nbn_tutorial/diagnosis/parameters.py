@@ -132,6 +132,12 @@ def classifier_norm_table(model: nn.Module, train_counts, groups: Mapping[str, S
     return per_class_table({"weight_norm": classifier_weight_norms(model)}, train_counts, groups)
 
 
+def classifier_norm_tables(models: Mapping[str, nn.Module], train_counts,
+                           groups: Mapping[str, Sequence[int]]) -> dict[str, pd.DataFrame]:
+    """:func:`classifier_norm_table` of several models of one training set ({"stage 1": model, "cRT": model, ...})."""
+    return {name: classifier_norm_table(model, train_counts, groups) for name, model in models.items()}
+
+
 def representative_alpha(alphas: Sequence[float]) -> float:
     """The α a model reports: its one α, the mean of several (RIDE: one per expert), NaN without NBN."""
     return float(alphas[0]) if len(alphas) == 1 else (float(np.mean(alphas)) if len(alphas) else math.nan)

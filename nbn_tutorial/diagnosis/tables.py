@@ -12,17 +12,10 @@ import numpy as np
 import pandas as pd
 
 from nbn_tutorial.accuracy import SHOT_NAMES, group_accuracy_from_counts, per_class_counts
+from nbn_tutorial.data.longtail import class_groups
 
 GROUP_ORDER: tuple[str, ...] = SHOT_NAMES
 GROUP_TABLE_COLUMNS: tuple[str, ...] = ("overall", "balanced", *GROUP_ORDER)
-
-
-def class_groups(groups: Mapping[str, Sequence[int]], num_classes: int) -> np.ndarray:
-    """Shot-group name of every class [C] (``""`` for a class in no group)."""
-    names = np.full(num_classes, "", dtype=object)
-    for name, members in groups.items():
-        names[np.asarray(members, dtype=np.int64)] = name
-    return names
 
 
 def per_class_table(columns: Mapping[str, np.ndarray], train_counts,
@@ -79,7 +72,7 @@ def summarize_by_group(table: pd.DataFrame, column: str, group_column: str = "gr
 
 def confusion(logits: np.ndarray, targets: np.ndarray, num_classes: int, normalize: bool = True) -> np.ndarray:
     """Confusion matrix [C, C] (rows: true class, columns: predicted); ``normalize`` divides each row by its total."""
-    from sklearn.metrics import confusion_matrix
+    from sklearn.metrics import confusion_matrix   # deferred: scikit-learn: heavy, only this function needs it
 
     matrix = confusion_matrix(np.asarray(targets), np.asarray(logits).argmax(axis=1), labels=np.arange(num_classes))
     if not normalize:

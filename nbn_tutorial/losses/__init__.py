@@ -32,6 +32,7 @@ posthoc_tau=τ)`` makes ``adjust_logits`` return logits − τ · log π at infe
 - :mod:`~nbn_tutorial.losses.ltloss`: ``LTLoss``, the module computing the formula above;
 - :mod:`~nbn_tutorial.losses.ride`: RIDE's diversity loss over experts and its router loss (``ride``,
   ``ride-router``; they read the model's per-expert logits);
+- :mod:`~nbn_tutorial.losses.options`: ``LossOptions``, the losses' hyper-parameters (one typed class);
 - :mod:`~nbn_tutorial.losses.build`: the loss registry (``@register_loss("name")``) and ``build_loss``.
 """
 from nbn_tutorial.losses.build import (
@@ -44,6 +45,7 @@ from nbn_tutorial.losses.build import (
     register_loss,
 )
 from nbn_tutorial.losses.ltloss import LTLoss
+from nbn_tutorial.losses.options import LossOptions
 from nbn_tutorial.losses.ride import RIDELoss, RouterLoss, diversity_weights, expert_help_targets
 from nbn_tutorial.losses.priors import (
     Counts,
@@ -63,6 +65,7 @@ __all__ = [
     "diversity_weights",
     "expert_help_targets",
     "LossBuilder",
+    "LossOptions",
     "LossSettings",
     "LossSpec",
     "build_loss",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,7 @@ from torch import nn
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.losses.ltloss import LTLoss
+from nbn_tutorial.losses.options import LossOptions
 from nbn_tutorial.losses.ride import RIDELoss, RouterLoss
 from nbn_tutorial.losses.priors import (
     Counts,
@@ -24,20 +26,11 @@ from nbn_tutorial.registry import Registry
 
 @dataclass(frozen=True)
 class LossSettings:
-    """What a loss builder gets: the loss name, the per-class training counts and ``build_loss``'s options."""
+    """What a loss builder gets: the loss name, the per-class training counts and the losses' options."""
 
     name: str
     counts: np.ndarray
-    tau: float
-    focal_gamma: float
-    cb_beta: float
-    ldam_max_m: float
-    ldam_s: float
-    drw_epoch: int
-    posthoc_tau: float
-    diversity_factor: float = -0.2
-    diversity_temperature: float = 1.0
-    diversity_reweight_factor: float = 0.05
+    options: LossOptions = dataclasses.field(default_factory=LossOptions)
 
     @property
     def num_classes(self) -> int:
@@ -79,7 +72,7 @@ def register_loss(name: str, *, needs_every_class: bool = True, posthoc: bool = 
 
 @register_loss("ce", needs_every_class=False, posthoc=True)
 def _cross_entropy(s: LossSettings) -> LTLoss:
-    posthoc = s.posthoc_tau * log_prior(s.counts) if s.posthoc_tau else None
+    posthoc = s.options.posthoc_tau * log_prior(s.counts) if s.options.posthoc_tau else None
     return LTLoss(s.name, s.num_classes, posthoc_offset=posthoc)
 
 
@@ -90,37 +83,39 @@ def _balanced_softmax(s: LossSettings) -> LTLoss:
 
 @register_loss("logit-adjustment")
 def _logit_adjustment(s: LossSettings) -> LTLoss:
-    return LTLoss(s.name, s.num_classes, offset=s.tau * log_prior(s.counts))
+    return LTLoss(s.name, s.num_classes, offset=s.options.tau * log_prior(s.counts))
 
 
 @register_loss("ldam-drw")
 def _ldam_drw(s: LossSettings) -> LTLoss:
-    return LTLoss(s.name, s.num_classes, margins=ldam_margins(s.counts, s.ldam_max_m), scale=s.ldam_s,
-                  class_weights=class_balanced_weights(s.counts, s.cb_beta), weights_from_epoch=s.drw_epoch,
+    o = s.options
+    return LTLoss(s.name, s.num_classes, margins=ldam_margins(s.counts, o.ldam_max_m), scale=o.ldam_s,
+                  class_weights=class_balanced_weights(s.counts, o.cb_beta), weights_from_epoch=o.drw_epoch,
                   requires_cosine_head=True)
 
 
 @register_loss("focal", needs_every_class=False)
 def _focal(s: LossSettings) -> LTLoss:
-    return LTLoss(s.name, s.num_classes, focal_gamma=s.focal_gamma)
+    return LTLoss(s.name, s.num_classes, focal_gamma=s.options.focal_gamma)
 
 
 @register_loss("cb-ce")
 def _class_balanced_ce(s: LossSettings) -> LTLoss:
-    return LTLoss(s.name, s.num_classes, focal_gamma=0.0, class_weights=class_balanced_weights(s.counts, s.cb_beta))
+    return LTLoss(s.name, s.num_classes, focal_gamma=0.0, class_weights=class_balanced_weights(s.counts, s.options.cb_beta))
 
 
 @register_loss("cb-focal")
 def _class_balanced_focal(s: LossSettings) -> LTLoss:
-    return LTLoss(s.name, s.num_classes, focal_gamma=s.focal_gamma,
-                  class_weights=class_balanced_weights(s.counts, s.cb_beta))
+    return LTLoss(s.name, s.num_classes, focal_gamma=s.options.focal_gamma,
+                  class_weights=class_balanced_weights(s.counts, s.options.cb_beta))
 
 
 @register_loss("ride", needs_outputs=("expert_logits",))
 def _ride(s: LossSettings) -> RIDELoss:
-    return RIDELoss(s.counts, max_margin=s.ldam_max_m, scale=s.ldam_s, cb_beta=s.cb_beta, drw_epoch=s.drw_epoch,
-                    diversity_factor=s.diversity_factor, temperature=s.diversity_temperature,
-                    reweight_factor=s.diversity_reweight_factor)
+    o = s.options
+    return RIDELoss(s.counts, max_margin=o.ldam_max_m, scale=o.ldam_s, cb_beta=o.cb_beta, drw_epoch=o.drw_epoch,
+                    diversity_factor=o.diversity_factor, temperature=o.diversity_temperature,
+                    reweight_factor=o.diversity_reweight_factor)
 
 
 @register_loss("ride-router", needs_every_class=False, needs_outputs=("expert_logits", "router_logits"))
@@ -131,25 +126,29 @@ def _ride_router(s: LossSettings) -> RouterLoss:
 LOSSES: tuple[str, ...] = LOSS_REGISTRY.names()
 
 
-def build_loss(name: str, class_counts: Counts, *, tau: float = 1.0, focal_gamma: float = 1.0,
-               cb_beta: float = 0.9999, ldam_max_m: float = 0.5, ldam_s: float = 30.0, drw_epoch: int = 160,
-               posthoc_tau: float = 0.0, diversity_factor: float = -0.2, diversity_temperature: float = 1.0,
-               diversity_reweight_factor: float = 0.05) -> nn.Module:
-    """The loss ``name`` (one of LOSSES) for a training set with ``class_counts`` images per class."""
+def build_loss(name: str, class_counts: Counts, options: LossOptions | None = None, **overrides: float) -> nn.Module:
+    """The loss ``name`` (one of LOSSES) for a training set with ``class_counts`` images per class.
+
+    ``options`` holds the losses' hyper-parameters (:class:`~nbn_tutorial.losses.options.LossOptions`, its
+    defaults when None); ``overrides`` change single ones (``build_loss("ldam-drw", counts, ldam_s=16)``).
+    """
     spec = LOSS_REGISTRY.get(name)
-    if not 0.0 <= cb_beta < 1.0:
-        raise UserError(f"cb_beta must be in [0, 1), got {cb_beta}")
-    if focal_gamma < 0:
-        raise UserError(f"focal_gamma must be >= 0, got {focal_gamma}")
-    if posthoc_tau and not spec.posthoc:
+    options = _with_overrides(options or LossOptions(), overrides)
+    options.check()
+    if options.posthoc_tau and not spec.posthoc:
         allowed = " or ".join(repr(other) for other in LOSS_REGISTRY if LOSS_REGISTRY.get(other).posthoc)
         raise UserError(f"post-hoc logit adjustment (posthoc_tau) applies to models trained with {allowed}, not "
                         f"{name!r}, whose training already accounts for the class prior; set posthoc_tau=0")
     counts = as_counts(class_counts)
     if spec.needs_every_class:
         require_positive(counts, name)
-    return spec.build(LossSettings(name, counts, tau=tau, focal_gamma=focal_gamma, cb_beta=cb_beta,
-                                   ldam_max_m=ldam_max_m, ldam_s=ldam_s, drw_epoch=drw_epoch,
-                                   posthoc_tau=posthoc_tau, diversity_factor=diversity_factor,
-                                   diversity_temperature=diversity_temperature,
-                                   diversity_reweight_factor=diversity_reweight_factor))
+    return spec.build(LossSettings(name, counts, options))
+
+
+def _with_overrides(options: LossOptions, overrides: dict[str, float]) -> LossOptions:
+    """``options`` with single hyper-parameters replaced; a UserError names an unknown one."""
+    known = [field.name for field in dataclasses.fields(LossOptions)]
+    unknown = [key for key in overrides if key not in known]
+    if unknown:
+        raise UserError(f"unknown loss option {unknown[0]!r}; the losses take {', '.join(known)}")
+    return dataclasses.replace(options, **overrides)

@@ -19,8 +19,8 @@ from nbn_tutorial.models.outputs import LOGITS_KEY, split_output, training_outpu
 from nbn_tutorial.models.rebalance import (add_class_scales, class_weight_layer, classifier_heads, reset_classifier,
                                            tau_normalize, tau_normalized)
 from nbn_tutorial.models.registry import (MODEL_REGISTRY, BackboneBuilder, BackboneSpec, ClassifierSpec,
-                                          model_options, register_backbone, register_classifier)
-from nbn_tutorial.models.ride import Expert, ExpertRouter, RIDEClassifier
+                                          model_kwargs, model_options, register_backbone, register_classifier)
+from nbn_tutorial.models.ride import Expert, ExpertRouter, RIDEClassifier, RIDEOptions
 from nbn_tutorial.models.torchvision_resnets import TORCHVISION_BACKBONES, torchvision_resnet
 from nbn_tutorial.nn.convert import convert_to_nbn
 from nbn_tutorial.nn.heads import HEAD_REGISTRY, HEADS, LogitRectificationHead, NormedLinear
@@ -47,7 +47,9 @@ __all__ = [
     "class_weight_layer",
     "classifier_heads",
     "head_class_weight",
+    "model_kwargs",
     "model_options",
+    "RIDEOptions",
     "register_classifier",
     "reset_classifier",
     "split_output",

@@ -17,18 +17,18 @@ MODELS: tuple[str, ...] = MODEL_REGISTRY.names()
 
 
 def build_model(name: str, num_classes: int, norm: str = "bn", head: str = "linear", in_channels: int = 3,
-                nbn_where: Where = "official", alpha_init: str | float = "official",
-                share_alpha: bool = True, nbn_normalize: str = "both",
-                norm_options: Mapping[str, Any] | None = None, **model_options: Any) -> nn.Module:
-    """Build a classifier; ``norm="nbn"`` converts BN layers with ``convert_to_nbn`` (shared α: ``model.nbn_alpha``).
+                norm_where: Where = "official", norm_kwargs: Mapping[str, Any] | None = None,
+                **model_options: Any) -> nn.Module:
+    """Build a classifier: the registered model ``name`` under the registered ``head``, with the norm ``norm``.
 
     ``resnet32`` follows LDAM-DRW, including Kaiming-normal init of every conv and linear layer (the head's
     too). The torchvision backbones keep torchvision's init; their head keeps PyTorch's default init.
-    ``nbn_where``, ``alpha_init``, ``share_alpha`` and ``nbn_normalize`` (both | weight) are the placement
-    and options of the norm's converter (see :func:`nbn_tutorial.nn.norms.apply_norm`); ``norm_options`` are
-    further converter options, e.g. ``{"components": 3}`` for ``norm="cbn"`` (placed by ``nbn_where`` too).
-    ``model_options`` are the model's own build options (``num_experts=3`` for ``ride_resnet32``); a model
-    built from a backbone takes none. RIDE models apply the norm within each expert (one α per expert).
+    A converting norm (``"nbn"``, ``"cbn"``) replaces the BN layers ``norm_where`` selects, with its converter's
+    ``norm_kwargs`` (as timm's: ``{"alpha_init": "unit-gamma", "share_alpha": False}`` for NBN, ``{"components":
+    3}`` for CBN; see :func:`nbn_tutorial.nn.norms.apply_norm`; a run config's come from
+    :func:`nbn_tutorial.nn.norms.norm_kwargs`). ``model_options`` are the model's own build options
+    (``num_experts=3`` for ``ride_resnet32``); a model built from a backbone takes none. RIDE models apply
+    the norm within each expert (one α per expert).
     """
     spec = MODEL_REGISTRY.get(name)
     norm_layer = backbone_norm_layer(norm)
@@ -40,6 +40,5 @@ def build_model(name: str, num_classes: int, norm: str = "bn", head: str = "line
         takes = f"takes only {', '.join(spec.options)}" if spec.options else "takes no build options"
         raise UserError(f"model {name!r} {takes}, not {unknown[0]!r}")
     model = spec.assemble(name, num_classes, in_channels, norm_layer, head, **model_options)
-    apply_norm(model, norm, where=nbn_where, share_alpha=share_alpha, alpha_init=alpha_init, normalize=nbn_normalize,
-               **dict(norm_options or {}))
+    apply_norm(model, norm, where=norm_where, **dict(norm_kwargs or {}))
     return model

@@ -21,12 +21,15 @@ As in RIDE's public code (frank-xwang/RIDE-LongTailRecognition, ``ride_resnet_ci
 In training mode the forward returns ``{"logits", "expert_logits" [E, N, C]}`` (and ``"router_logits"``
 [N, E-1] with a router; see :mod:`nbn_tutorial.models.outputs`), in eval mode the ensemble's logits.
 NBN (``norm="nbn"``) is applied within each expert with one α per expert (``nbn_groups``); the official
-RIDE-NBN normalises every BN of each expert's last stage, which is what ``nbn_where="official"`` selects.
+RIDE-NBN normalises every BN of each expert's last stage, which is what ``norm_where="official"`` selects.
+
+The options a run config carries are :class:`RIDEOptions` (``reduce_dimension`` is a build argument only).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,12 +43,21 @@ from nbn_tutorial.models.outputs import training_output
 from nbn_tutorial.models.registry import register_classifier
 from nbn_tutorial.nn.heads import HEAD_REGISTRY
 from nbn_tutorial.nn.norms import NormLayer
+from nbn_tutorial.options import option
 from nbn_tutorial.registry import positive_int
 
 RIDE_LOGIT_SCALES = {"cosine": 30.0}   # RIDE's s for its cosine classifiers; every other head keeps s = 1
 ROUTER_HIDDEN = 16                      # RIDE's expert_hidden_fc_output_dim
 ROUTER_TOP_CHOICES = 5                  # RIDE's default top_choices_num (capped at the number of classes)
-RIDE_OPTIONS = {"num_experts": 3, "expert_router": False, "reduce_dimension": True}
+
+
+@dataclass
+class RIDEOptions:
+    """The options of RIDE's models that a run config carries."""
+
+    num_experts: int = option(3, "experts of a multi-expert model (ride_resnet32, ride_resnet50); unused by others")
+    expert_router: bool = option(False, "RIDE's expert-assignment router (trained in its own stage: trainable=router, "
+                                        "loss=ride-router, init_from a RIDE run)")
 
 
 class Expert(nn.Module):
@@ -252,7 +264,7 @@ def _experts(num_experts: int, make_stages, feature_dim: int, num_classes: int, 
     return [Expert(make_stages(), make_head(feature_dim, num_classes), scale) for _ in range(num_experts)]
 
 
-@register_classifier("ride_resnet32", options=RIDE_OPTIONS, outputs=_ride_outputs)
+@register_classifier("ride_resnet32", options=RIDEOptions, outputs=_ride_outputs)
 def ride_resnet32(num_classes: int, in_channels: int, norm_layer: NormLayer, head: str, *, num_experts: int = 3,
                   expert_router: bool = False, reduce_dimension: bool = True) -> RIDEClassifier:
     """RIDE ResNet-32: shared conv + layer1 (16 ch), experts with layer2/layer3 (24/48 ch, or 32/64 unreduced)."""
@@ -274,7 +286,7 @@ def ride_resnet32(num_classes: int, in_channels: int, norm_layer: NormLayer, hea
 
 def bottleneck_stage(inplanes: int, planes: int, blocks: int, stride: int, norm_layer: NormLayer) -> nn.Sequential:
     """A torchvision ResNet stage of Bottleneck blocks (``planes`` × 4 output channels, 1x1 projection shortcut)."""
-    from torchvision.models.resnet import Bottleneck, conv1x1
+    from torchvision.models.resnet import Bottleneck, conv1x1   # deferred: torchvision: heavy, only this path needs it
 
     downsample = None
     if stride != 1 or inplanes != planes * Bottleneck.expansion:
@@ -291,7 +303,7 @@ def _torchvision_init(module: nn.Module) -> None:
         nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
 
-@register_classifier("ride_resnet50", options=RIDE_OPTIONS, outputs=_ride_outputs)
+@register_classifier("ride_resnet50", options=RIDEOptions, outputs=_ride_outputs)
 def ride_resnet50(num_classes: int, in_channels: int, norm_layer: NormLayer, head: str, *, num_experts: int = 3,
                   expert_router: bool = False, reduce_dimension: bool = True) -> RIDEClassifier:
     """RIDE ResNet-50: shared stem to layer2, experts with layer3/layer4 (192/384 planes, or 256/512 unreduced)."""

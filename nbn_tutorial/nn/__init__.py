@@ -7,7 +7,9 @@
 - :mod:`~nbn_tutorial.nn.convert`: ``replace_batchnorms`` (the one replacement mechanism), ``convert_to_nbn`` and
   ``convert_to_cbn``;
 - :mod:`~nbn_tutorial.nn.sync`: NBN-aware ``convert_sync_batchnorm`` for DDP;
-- :mod:`~nbn_tutorial.nn.norms`: norms by name (``create_norm_layer``, ``get_norm_layer``, ``apply_norm``);
+- :mod:`~nbn_tutorial.nn.norms`: norms by name (``create_norm_layer``, ``get_norm_layer``, ``apply_norm``,
+  ``norm_kwargs``);
+- :mod:`~nbn_tutorial.nn.options`: the norms' typed options (placement, NBN's, Compound BN's);
 - :mod:`~nbn_tutorial.nn.heads`: classifier heads by name.
 """
 from nbn_tutorial.nn.class_split import GROUP_BALANCES, class_split, forward_split, frequency_groups
@@ -51,8 +53,10 @@ from nbn_tutorial.nn.norms import (
     backbone_norm_layer,
     create_norm_layer,
     get_norm_layer,
+    norm_kwargs,
     register_norm,
 )
+from nbn_tutorial.nn.options import LEGACY_WHERE_KEY, CBNOptions, NBNOptions, NormPlacement
 from nbn_tutorial.nn.placement import (
     PLACEMENT_REGISTRY,
     WHERE_OPTIONS,
@@ -65,6 +69,11 @@ from nbn_tutorial.nn.sync import convert_sync_batchnorm
 
 __all__ = [
     "ALPHA_INITS",
+    "CBNOptions",
+    "LEGACY_WHERE_KEY",
+    "NBNOptions",
+    "NormPlacement",
+    "norm_kwargs",
     "COMPONENT_INITS",
     "GROUP_BALANCES",
     "TINY_GROUP_RULES",

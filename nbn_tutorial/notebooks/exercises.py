@@ -173,7 +173,7 @@ def write_student_notebooks(out_dir: str | Path, notebook_dir: str | Path | None
 
     Existing files are kept (a UserError names them) unless `overwrite`.
     """
-    import nbformat
+    import nbformat   # deferred: notebook libraries: only notebook commands need them
 
     out = Path(out_dir)
     sources = list(discover_notebooks(notebook_dir).values())

@@ -1,23 +1,26 @@
-"""Notebook 05: paper-protocol runs over presets and seeds, planned, trained (or launched) and gathered.
+"""Notebook 05's plumbing: paper-protocol runs over presets and seeds, planned, trained here or launched with
+torchrun, then gathered (:func:`nbn_tutorial.train.gather_runs`; mean ± std in :mod:`nbn_tutorial.study.seeds`).
 
-The gathered table (:func:`gather_results`) has one row per run; :func:`results_table` turns it into
-mean ± std over seeds, saved as :data:`SEED_TABLE` and :data:`SEED_RUNS` for the report.
+The tables are saved as :data:`SEED_RUNS` and :data:`SEED_TABLE` in the run directory for the report.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbn_tutorial.fileio import atomic_write_text, read_yaml_mapping
-from nbn_tutorial.notebooks.runs import ACCURACY_COLUMNS, final_metrics, run_config, run_path
-from nbn_tutorial.notebooks.tables import mean_std_rows, percent
+import pandas as pd
+import torch
+
+from nbn_tutorial import train
+from nbn_tutorial.fileio import atomic_write_text
+from nbn_tutorial.notebooks.runs import run_config, run_path
+from nbn_tutorial.wording import Summary, plural
 
 SEED_TABLE = "seed_table"        # notebook 05's mean ± std table (.csv/.md) in the run directory
 SEED_RUNS = "seed_runs"          # notebook 05's per-run table (.csv/.md)
-RUN_COLUMNS = ("dataset", "model", "norm", "head", "loss", "epochs", "seed")
-SETTING_COLUMNS = ("dataset", "model", "head", "loss", "epochs")   # what stays fixed over seeds and norms
 LAUNCH_SCRIPT = "torchrun_commands.sh"   # notebook 05's launch commands, in the run directory
 
 
@@ -34,11 +37,9 @@ class PlannedRun:
     @property
     def status(self) -> str:
         """finished, partial (can resume) or new."""
-        from nbn_tutorial import train
-
         if not (self.path / "metrics.jsonl").exists():
             return "new"
-        done = int(train.read_metrics(self.path).iloc[-1]["epoch"])
+        done = train.epochs_done(self.path)
         return "finished" if done >= self.config.epochs else f"partial ({done}/{self.config.epochs} epochs)"
 
 
@@ -55,18 +56,14 @@ def plan_runs(presets: Sequence[str], seeds: Sequence[int], run_dir: str | Path,
     return plan
 
 
-def plan_table(plan: Sequence[PlannedRun]) -> Any:
+def plan_table(plan: Sequence[PlannedRun]) -> pd.DataFrame:
     """The plan as a table: preset, seed, epochs, status and run directory name."""
-    import pandas as pd
-
     return pd.DataFrame([{"preset": run.preset, "seed": run.seed, "epochs": run.config.epochs, "status": run.status,
                           "run": run.path.name} for run in plan])
 
 
 def launch_commands(plan: Sequence[PlannedRun], gpus: int = 1) -> str:
     """Shell commands that train the plan outside the notebook: one process, or torchrun over `gpus` GPUs."""
-    import shlex
-
     launcher = (f"torchrun --nproc-per-node {gpus} -m nbn_tutorial" if gpus > 1 else "nbn-tutorial")
     lines = []
     for run in plan:
@@ -82,12 +79,8 @@ def write_launch_script(plan: Sequence[PlannedRun], run_dir: str | Path, gpus: i
     return atomic_write_text(Path(run_dir) / LAUNCH_SCRIPT, text + launch_commands(plan, gpus=gpus) + "\n")
 
 
-def preset_table() -> Any:
+def preset_table() -> pd.DataFrame:
     """The training presets in configs/ as a table: name, dataset, model, norm, loss and epochs."""
-    import pandas as pd
-
-    from nbn_tutorial import train
-
     rows = []
     for name in train.list_presets():
         config = train.load_config(name)
@@ -98,41 +91,36 @@ def preset_table() -> Any:
 
 def train_plan(plan: Sequence[PlannedRun], *, train_here: bool = True, progress: bool = True) -> list[Path]:
     """Train (or resume, or reuse) every planned run in this process when `train_here`; returns the runs that exist."""
-    from nbn_tutorial import train
-
     if train_here:
         for run in plan:
             train.load_or_train(run.config, run.path, progress=progress)
     return [run.path for run in plan if (run.path / "metrics.jsonl").exists()]
 
 
-def gather_results(run_dirs: Iterable[str | Path]) -> Any:
-    """One row per run directory: its config's key fields, epochs done and final accuracies in percent."""
-    import pandas as pd
+def gpu_plan_note(plan: Sequence[PlannedRun], run_dir: str | Path, gpus: int, train_here: bool = True) -> Summary:
+    """What the plan does on this machine, and what would run with torchrun on ``gpus`` GPUs instead.
 
-    from nbn_tutorial import train
-
-    rows = []
-    for run in run_dirs:
-        config = read_yaml_mapping(Path(run) / "config.yaml", "run config")
-        metrics = train.read_metrics(run)
-        rows.append({**{key: config[key] for key in RUN_COLUMNS}, "epochs_done": int(metrics.iloc[-1]["epoch"]),
-                     **{key: percent(value) for key, value in final_metrics(run).items()}, "run": Path(run).name})
-    return pd.DataFrame(rows, columns=[*RUN_COLUMNS, "epochs_done", *ACCURACY_COLUMNS, "run"])
-
-
-def results_table(results) -> Any:
-    """Mean ± std over seeds (percent) per setting and norm, from :func:`gather_results`."""
-    import pandas as pd
-
-    rows, columns = mean_std_rows(results.to_dict("records"), [*SETTING_COLUMNS, "norm"], list(ACCURACY_COLUMNS))
-    return pd.DataFrame(rows, columns=columns)
-
-
-def mean_accuracy_table(results) -> Any:
-    """Mean accuracies over seeds as fractions, one row per setting and norm, for plots.plot_group_comparison."""
-    from nbn_tutorial import diagnosis
-
-    means = results.groupby([*SETTING_COLUMNS, "norm"], sort=False)[list(ACCURACY_COLUMNS)].mean()
-    labels = {key: " ".join(str(part) for part in (key[0], key[3], key[5])) for key in means.index}
-    return diagnosis.group_table({labels[key]: (row / 100).to_dict() for key, row in means.iterrows()})
+    With several GPUs here the launch commands are the output; otherwise one sentence says what trains
+    in this kernel and one example command stands for the script written into the run directory.
+    """
+    script = write_launch_script(plan, run_dir, gpus)
+    here = torch.cuda.device_count()
+    todo = [run for run in plan if run.status != "finished"]
+    if here >= 2:
+        return Summary(f"This machine has {here} GPUs. Run these commands in a terminal (also in `{script}`), one "
+                       f"after another, then re-run this notebook with `train_here = False` to gather the results:"
+                       f"\n\n```\n{launch_commands(plan, gpus=min(gpus, here))}\n```")
+    device = "one GPU" if here == 1 else "no GPU"
+    if not todo:
+        action = "the next cell only gathers them"
+    elif train_here:
+        action = f"the next cell trains the {plural(len(todo), 'unfinished one')} here, one after another"
+    else:
+        action = "`train_here = True` would train the unfinished ones here, one after another"
+    example = launch_commands(plan[:1], gpus=gpus) if plan else ""
+    finished = len(plan) - len(todo)
+    return Summary(f"This machine has {device}, so nothing here runs with torchrun: {finished} of the {len(plan)} "
+                   f"planned runs {'is' if finished == 1 else 'are'} finished and {action}. On a machine with {gpus} "
+                   f"GPUs, each run would instead be one `torchrun` job with one process per GPU (DDP, the batch split "
+                   f"over the processes); the {len(plan)} commands are in `{script}`, the first one is"
+                   f"\n\n```\n{example}\n```")

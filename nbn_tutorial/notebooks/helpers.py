@@ -25,13 +25,13 @@ def setup(run_dir: str | Path) -> Path:
     to draw a Figure left as a cell's last expression.
     """
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython   # deferred: only inside a kernel
     except ImportError:
         get_ipython = None
     shell = get_ipython() if get_ipython is not None else None
     if shell is not None and hasattr(shell, "kernel"):
         shell.run_line_magic("matplotlib", "inline")
-        import pandas as pd
+        import pandas as pd   # deferred: pandas: heavy, and this module's other callers do not need it
 
         pd.set_option("display.precision", DISPLAY_DIGITS)  # tables for people: 0.953, not 0.95333333
     return resolve_run_dir(run_dir)

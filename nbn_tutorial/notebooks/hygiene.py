@@ -23,7 +23,7 @@ def _is_checked(cell) -> bool:
 
 def _notebook_text(notebook) -> str:
     """A notebook as nbformat writes it to a file (with the final newline)."""
-    import nbformat
+    import nbformat   # deferred: notebook libraries: only notebook commands need them
 
     return nbformat.writes(notebook) + "\n"
 
@@ -36,7 +36,7 @@ def prepare_notebooks(out_dir: str | Path, profile: str | Path = DEFAULT_PROFILE
     (nbval compares only cells it considers run; committed notebooks carry no counts), so
     `pytest --nbval-lax` on the result checks them against a fresh run. Run directory: <out_dir>/run.
     """
-    import papermill
+    import papermill   # deferred: notebook libraries: only notebook commands need them
 
     out = ensure_dir(out_dir)
     notebooks = select_notebooks(only, notebook_dir)

@@ -14,27 +14,30 @@ from typing import Any
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.notebooks.full_runs import plan_runs
 from nbn_tutorial.notebooks.profiles import notebook_parameters
-from nbn_tutorial.notebooks.runs import run_config
+from nbn_tutorial.notebooks.runs import ride_config, run_config
+from nbn_tutorial.train import CONFIG_FIELDS, stage2_config
 
 _PLAN_KEYS = ("epochs", "device", "data_root")   # what notebook 05 passes to plan_runs besides presets and seeds
+NOTEBOOK_FIELDS = {"nbn_where": "norm_where"}    # notebook parameter -> the config key it sets (04's and 07's NBN run)
+
+
+def _config_fields(values: Mapping[str, Any], leave_out: tuple[str, ...] = ("norm",)) -> dict[str, Any]:
+    """The notebook parameters that are config fields, under their config keys (``leave_out`` left out)."""
+    fields = {NOTEBOOK_FIELDS.get(key, key): value for key, value in values.items()}
+    return {key: value for key, value in fields.items() if key in CONFIG_FIELDS and key not in leave_out}
 
 
 def _single_run_configs(values: Mapping[str, Any]) -> Iterator[Any]:
     """The configs a notebook with a `config` parameter trains: the preset with its fields, as BN and as NBN."""
-    from nbn_tutorial.train import CONFIG_FIELDS
-
-    fields = {key: value for key, value in values.items() if key in CONFIG_FIELDS and key != "norm"}
+    fields = _config_fields(values)
     for norm in ("bn", "nbn"):
         yield run_config(values["config"], norm=norm, **fields)
 
 
 def _rebalancing_configs(values: Mapping[str, Any]) -> Iterator[Any]:
     """The configs notebook 07 trains besides its stage-1 runs: cRT and LWS on each of them, RIDE as BN and NBN."""
-    from nbn_tutorial.notebooks.rebalancing import ride_config, stage2_config
-    from nbn_tutorial.train import CONFIG_FIELDS
-
-    fields = {key: value for key, value in values.items() if key in CONFIG_FIELDS and key != "norm"}
-    ride_fields = {key: value for key, value in fields.items() if key not in ("epochs", "nbn_where", "alpha_init")}
+    fields = _config_fields(values)
+    ride_fields = _config_fields(values, ("norm", "epochs", "norm_where", "alpha_init"))
     for norm in ("bn", "nbn"):
         stage1 = run_config(values["config"], norm=norm, **fields)
         for preset in (values["crt_preset"], values["lws_preset"]):

@@ -17,6 +17,7 @@ from nbn_tutorial import paths
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import read_yaml_mapping
 from nbn_tutorial.registry import check_choice
+import yaml
 
 DEFAULT_PROFILE = "quick"
 SWEEP_PREFIX = "sweep_"          # notebooks/params/sweep_*.yaml are sweep definitions, not profiles
@@ -52,8 +53,6 @@ SOURCE_KINDS = ("profile", "file", "set")
 def parse_parameter_value(text: str) -> Any:
     """A `-p NAME VALUE` value: parsed as YAML (10 -> int, 0.5 -> float, true -> bool, [0, 1] -> list,
     null -> None), with papermill's Python spellings None/True/False accepted too; else the string itself."""
-    import yaml
-
     if text in ("None", "True", "False"):
         return {"None": None, "True": True, "False": False}[text]
     try:
@@ -86,7 +85,7 @@ def combine_sources(sources: Sequence[ParameterSource],
 
 def read_notebook(path: Path, remedy: str = "restore it from a copy"):
     """The notebook at ``path`` (nbformat v4); a UserError ending in ``remedy`` when it cannot be read."""
-    import nbformat
+    import nbformat   # deferred: notebook libraries: only notebook commands need them
 
     try:
         return nbformat.read(str(path), as_version=4)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text
+from nbn_tutorial.notebooks.profiles import read_notebook
 
 PAGE_STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 75em; margin: 2em auto;
@@ -32,9 +33,8 @@ def html_path(notebook: str | Path) -> Path:
 def notebook_html(notebook: str | Path, remedy: str = "execute it again") -> Path:
     """Render an executed notebook as a standalone HTML page next to it (JupyterLab's look); returns the page.
     ``remedy`` ends the sentence for a notebook that cannot be read."""
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter   # deferred: notebook libraries: only notebook commands need them
 
-    from nbn_tutorial.notebooks.profiles import read_notebook
 
     path = Path(notebook)
     if not path.is_file():
@@ -45,7 +45,7 @@ def notebook_html(notebook: str | Path, remedy: str = "execute it again") -> Pat
 
 def markdown_page(markdown: str, title: str) -> str:
     """A markdown text (tables, images, links) as a standalone HTML page."""
-    from nbconvert.filters import markdown2html
+    from nbconvert.filters import markdown2html   # deferred: notebook libraries: only notebook commands need them
 
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style>\n</head>\n<body>\n"

@@ -8,17 +8,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
+
+from nbn_tutorial.accuracy import GROUP_METRICS
 from nbn_tutorial.fileio import atomic_write_text, read_json
-from nbn_tutorial.notebooks.compound import COMPOUND_ANSWERS, COMPOUND_TABLE
 from nbn_tutorial.notebooks.full_runs import SEED_RUNS, SEED_TABLE
 from nbn_tutorial.notebooks.helpers import FIGURE_INDEX, FIGURES_SUBDIR, RESULTS_FILE, read_results
 from nbn_tutorial.notebooks.manifest import check_complete, read_manifest, rerun_command
-from nbn_tutorial.notebooks.prose import accuracy_name, change_sentence, seed_summary
-from nbn_tutorial.notebooks.rendering import html_path, markdown_page, notebook_html
-from nbn_tutorial.notebooks.runs import GROUP_METRICS
 from nbn_tutorial.notebooks.rebalancing import REBALANCING_SUMMARY, REBALANCING_TABLE
-from nbn_tutorial.notebooks.studies import STUDY_ANSWERS, STUDY_TABLE
+from nbn_tutorial.notebooks.rendering import html_path, markdown_page, notebook_html
+from nbn_tutorial.notebooks.studies import COMPOUND_ANSWERS, COMPOUND_TABLE, STUDY_ANSWERS, STUDY_TABLE
 from nbn_tutorial.notebooks.tables import markdown_table
+from nbn_tutorial.study.seeds import seed_summary
+from nbn_tutorial.wording import accuracy_name, change_sentence
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -59,8 +61,6 @@ def _seed_lines(run_dir: Path) -> list[str]:
     table, runs = run_dir / f"{SEED_TABLE}.md", run_dir / f"{SEED_RUNS}.csv"
     if not (table.exists() and runs.exists()):
         return []
-    import pandas as pd
-
     return ["## Over seeds (notebook 05; test accuracy, %, mean ± std)", "", table.read_text(encoding="utf-8").strip(),
             "", seed_summary(pd.read_csv(runs)), ""]
 

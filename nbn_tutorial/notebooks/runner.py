@@ -35,10 +35,10 @@ RUN_DIR_PARAMETER = "run_dir"
 
 def _kernel_manager_class():
     """A kernel manager that always starts ipykernel in this interpreter (no kernelspec lookup)."""
-    from ipykernel.kernelspec import get_kernel_dict
-    from jupyter_client import AsyncKernelManager
-    from jupyter_client.kernelspec import KernelSpec
-    from traitlets import default
+    from ipykernel.kernelspec import get_kernel_dict   # deferred: notebook libraries: only notebook commands need them
+    from jupyter_client import AsyncKernelManager   # deferred: notebook libraries: only notebook commands need them
+    from jupyter_client.kernelspec import KernelSpec   # deferred: notebook libraries: only notebook commands need them
+    from traitlets import default   # deferred: notebook libraries: only notebook commands need them
 
     class CurrentInterpreterKernelManager(AsyncKernelManager):
         """Starts `python -m ipykernel_launcher` with this interpreter; never looks up a kernelspec."""
@@ -74,7 +74,8 @@ def _kernel_manager_class():
 def run_notebook(source: str | Path, target: str | Path, parameters: Mapping[str, Any] | None = None, *,
                  progress: bool = True, cell_timeout: int | None = None) -> Path:
     """Execute one notebook with papermill into `target` (kept on failure); errors name notebook and cell."""
-    import papermill
+    import papermill   # deferred: notebook libraries: only notebook commands need them
+    # deferred: notebook libraries: only notebook commands need them
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     source, target = Path(source), Path(target)

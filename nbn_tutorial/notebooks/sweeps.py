@@ -24,7 +24,8 @@ from nbn_tutorial.notebooks.manifest import read_manifest
 from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, ParameterSource, check_parameters, combine_sources,
                                              load_profile, select_notebooks, sequence_of)
 from nbn_tutorial.notebooks.runner import RUN_DIR_PARAMETER, execute_sequence
-from nbn_tutorial.notebooks.tables import markdown_table, mean_std_rows
+from nbn_tutorial.notebooks.tables import markdown_table
+from nbn_tutorial.study.seeds import mean_std_rows
 from nbn_tutorial.registry import check_choice
 
 DONE_MARKER = "sweep_set_done.json"

@@ -8,6 +8,9 @@ from matplotlib.figure import Figure
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.plots.theme import legend_outside, new_figure, themed
+from nbn_tutorial.study.tables import by_seed
+from nbn_tutorial.study.evidence import nbn_runs
+from nbn_tutorial.study.evidence import alpha_correlation, nbn_runs
 
 RATIOS = {"feature_strength_ratio": "few/many penultimate-feature strength",
           "channel_strength_ratio": "few/many class-specific channel strength"}
@@ -17,8 +20,6 @@ RATIOS = {"feature_strength_ratio": "few/many penultimate-feature strength",
 def plot_alpha_relation(results: pd.DataFrame, dataset: str, model: str | None = None) -> Figure:
     """Final α against each feature-bias ratio over every NBN run of ``dataset`` (one dot per trained network,
     coloured by arm), with Pearson's r and its 95% interval in each panel's title."""
-    from nbn_tutorial.study.evidence import alpha_correlation, nbn_runs
-
     runs = nbn_runs(results, dataset, model)
     if runs.empty:
         raise UserError(f"the study has no finished NBN run with an α on {dataset}")
@@ -46,9 +47,6 @@ def _symlog(ax, axis: str, values: pd.Series, linear_below: float = 0.05) -> Non
 def plot_alpha_collapse(results: pd.DataFrame, dynamics: pd.DataFrame, dataset: str, baseline: str = "bn") -> Figure:
     """Left: α after every epoch, one line per NBN run, coloured by arm (symlog scale: α near 0 stays visible).
     Right: each run's final α against its balanced-accuracy difference to ``baseline`` on the same seed."""
-    from nbn_tutorial.study.evidence import nbn_runs
-    from nbn_tutorial.study.tables import by_seed
-
     trained = nbn_runs(results, dataset)[["arm", "seed"]].astype({"seed": int})   # each trained network once
     chosen = dynamics[dynamics["dataset"] == dataset].astype({"seed": int}).merge(trained, on=["arm", "seed"])
     figure, axes = new_figure(ncols=2, width=5.0)

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from nbn_tutorial.diagnosis.gradcam import ImageExamples
 from nbn_tutorial.plots.theme import new_figure, themed
+from nbn_tutorial.data import UnreadableImage, read_rgb
 
 
 def _show_image(ax: Axes, image: np.ndarray) -> None:
@@ -61,8 +62,6 @@ def _sample_pixels(dataset, index: int, thumbnail: int = 96) -> np.ndarray | Non
     if images is not None:
         image = images[index].permute(1, 2, 0).numpy()
         return image.squeeze(-1) if image.shape[-1] == 1 else image
-    from nbn_tutorial.data import UnreadableImage, read_rgb
-
     path, _ = dataset.samples[index]
     try:
         rgb = read_rgb(path, dataset.list_file, dataset.image_root)

@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 
 from nbn_tutorial.plots.theme import new_figure, themed
+from nbn_tutorial.data import longtail_counts
 
 
 @themed
 def plot_longtail_profiles(num_classes: int = 100, max_per_class: int = 500,
                            imbalance_factors: Sequence[float] = (10, 100)) -> Figure:
     """Class counts of the exp and step profiles (log scale), the picture behind 'long-tailed'."""
-    from nbn_tutorial.data import longtail_counts
-
     figure, axes = new_figure(width=6.0)
     ax = axes[0, 0]
     for profile in ("exp", "step"):

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.plots.panels import log_count_axis
 from nbn_tutorial.plots.theme import legend_outside, new_figure, themed
+from nbn_tutorial.study import paired_intervals
 
 LABELS = {"balanced": "balanced accuracy (points)", "few": "few-shot accuracy (points)",
           "many": "many-shot accuracy (points)", "overall": "overall accuracy (points)",
@@ -57,8 +58,6 @@ def plot_paired_differences(results: pd.DataFrame, reference: str,
     same seeds, with its 95% t-interval. Coloured (green gain, red loss) only where ``contrasts`` (the study's
     contrast table) says the Holm-adjusted p is below 0.05; an open dark marker where the unadjusted interval
     excludes 0 without that; grey where it includes 0."""
-    from nbn_tutorial.study import paired_intervals
-
     datasets = list(datasets) if datasets is not None else list(results["dataset"].unique())
     missing = [name for name in datasets if name not in set(results["dataset"])]
     if missing or not datasets:

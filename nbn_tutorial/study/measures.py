@@ -15,6 +15,7 @@ def feature_bias_measures(run_dir: str | Path) -> dict[str, float]:
     ``channel_strength_ratio``: mean strength of the class-specific last-stage channels owned by few-shot
     classes / by many-shot classes (NaN when a group owns no active channel).
     """
+    # deferred: torch-free: this subpackage reads committed results without torch
     from nbn_tutorial import diagnosis, train
 
     model, config = train.load_run(run_dir, which="last")
@@ -31,7 +32,7 @@ def feature_bias_measures(run_dir: str | Path) -> dict[str, float]:
 def epoch_summaries(dynamics) -> list[dict[str, float]]:
     """One record per epoch of a run's NBN dynamics, over its NBN layers: α (one per α group, averaged), and the
     largest γ, β, applied-weight and applied-bias norms and the smallest cosine of β to its first-epoch direction."""
-    from nbn_tutorial import diagnosis
+    from nbn_tutorial import diagnosis   # deferred: torch-free: this subpackage reads committed results without torch
 
     records = []
     for epoch, layers in dynamics.groupby("epoch"):
@@ -49,6 +50,7 @@ def run_measures(run_dir: str | Path, tau_norm: str | float | None = None) -> di
     """Final-epoch metrics (fractions), per-class accuracy and train counts, feature bias, NBN state and (CBN runs)
     component usage of a run. With ``tau_norm`` (``"auto"`` or a τ) the accuracies are those of the last
     checkpoint with its classifier τ-normalised, and ``tau``/``tau_split`` say which τ and where it was chosen."""
+    # deferred: torch-free: this subpackage reads committed results without torch
     from nbn_tutorial import diagnosis, train
 
     run_dir = Path(run_dir)

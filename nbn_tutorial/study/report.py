@@ -32,6 +32,8 @@ from nbn_tutorial.study.stats import METHOD
 from nbn_tutorial.study.summary import summary_markdown
 from nbn_tutorial.study.tables import (RESULT_FILES, dynamics_frame, per_class_frame, read_header, read_table,
                                        results_frame)
+from nbn_tutorial import provenance
+import tempfile
 
 KEYS = ["dataset", "arm", "seed"]
 TESTS = ("tests: paired t-test p, exact sign-flip permutation p (all 2^n sign patterns; seeded Monte Carlo above "
@@ -48,8 +50,6 @@ def _session_lines(plan: dict) -> list[str]:
 
 
 def _header(name: str, description: str, sessions: list[str], command: str) -> list[str]:
-    from nbn_tutorial import provenance
-
     return [f"study: {name}: {' '.join(description.split())}", *sessions,
             f"report made by: `{command}` on {provenance.now()}",
             f"intervals: {METHOD}; differences are paired (same seed, same data, same initialisation)", TESTS]
@@ -89,8 +89,6 @@ def load_design(name: str, source: str | None = None):
 def _fill_models(results: pd.DataFrame, study) -> pd.DataFrame:
     """``results`` with the model of each run the table does not name (reports written before the column
     existed), taken from the study file's planned configs."""
-    import tempfile
-
     missing = results["model"].fillna("") == ""
     if not missing.any():
         return results
@@ -123,8 +121,6 @@ def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLik
 
     With ``update``, runs the run folder does not hold keep their rows from the tables already in
     ``results_dir`` (whose header lines are kept too)."""
-    from nbn_tutorial import provenance
-
     out = Path(out_dir)
     rows, plan = read_rows(out), report_plan(out, allow_incomplete)   # refuses unmeasured runs unless allowed
     target = ensure_dir(results_dir if results_dir is not None else out)
@@ -146,8 +142,6 @@ def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLik
 def rebuild_study_report(results_dir: str | os.PathLike, command: str | None = None,
                          study_name: str | None = None) -> Path:
     """Rewrite contrasts.csv and summary.md (and the tables' headers) from a results folder's committed tables."""
-    from nbn_tutorial import provenance
-
     target = Path(results_dir)
     if (target / PLAN_FILE).is_file():
         raise UserError(f"{target} is a study run folder; report it with `nbn-tutorial study report {target} --out "

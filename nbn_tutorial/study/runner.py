@@ -27,7 +27,7 @@ PLAN_FILE = "study.json"
 def _same_config(recorded: dict[str, Any], planned: dict[str, Any]) -> bool:
     """Whether a recorded config computes what the planned one does: keys a row of an older version lacks take
     their defaults, as in checkpoints (so adding a config key does not invalidate finished runs)."""
-    from nbn_tutorial import train
+    from nbn_tutorial import train   # deferred: torch-free: this subpackage reads committed results without torch
 
     try:
         filled = train.config_to_dict(train.config_from_dict(recorded, "a study row"))
@@ -50,9 +50,12 @@ def _row_matches(run: PlannedRun) -> bool:
 
 def run_one(run: PlannedRun) -> dict[str, Any]:
     """Train (or resume) one planned run, measure it and write its ``study_row.json``; returns the row."""
-    from nbn_tutorial import train
+    from nbn_tutorial import train   # deferred: torch-free: this subpackage reads committed results without torch
+    # deferred: torch-free: this subpackage reads committed results without torch
     from nbn_tutorial.study.measures import run_measures
+    # deferred: torch-free: this subpackage reads committed results without torch
     from nbn_tutorial.train.lock import folder_lock
+    # deferred: torch-free: this subpackage reads committed results without torch
     from nbn_tutorial.train.runtime import cpu_threads
 
     started = time.perf_counter()
@@ -107,7 +110,7 @@ def _execute(pending: Sequence[PlannedRun], jobs: int, report: Callable[[dict[st
 
 def _write_plan(out: Path, study: Study, plan: Sequence[PlannedRun], command: str | None) -> None:
     """study.json: what the study is, its runs, and every session that ran it (command, versions, start)."""
-    from nbn_tutorial import provenance
+    from nbn_tutorial import provenance   # deferred: torch-free: this subpackage reads committed results without torch
 
     previous = read_json(out / PLAN_FILE, "study plan") if (out / PLAN_FILE).is_file() else {}
     if previous and previous.get("study") != study.name:
@@ -149,6 +152,7 @@ def run_study(study: str | os.PathLike | Study, out_dir: str | os.PathLike, *, j
 
     The folder is locked while the study runs (:mod:`nbn_tutorial.train.lock`), and created only once the
     study is planned: a study refused before it starts leaves no folder behind."""
+    # deferred: torch-free: this subpackage reads committed results without torch
     from nbn_tutorial.train.lock import folder_lock
 
     positive_int(jobs, "jobs")

@@ -209,7 +209,7 @@ def _check_pairs(pairs: Any, arms: dict[str, Any], source: Path) -> tuple[tuple[
 
 def plan_study(study: Study, out_dir: str | os.PathLike) -> list[PlannedRun]:
     """Every run of the study, dataset by dataset, seed-major (all arms of seed 0 first), configs validated."""
-    from nbn_tutorial import train
+    from nbn_tutorial import train   # deferred: torch-free: this subpackage reads committed results without torch
 
     out = Path(out_dir)
     plan = []

@@ -37,7 +37,7 @@ class Interval:
 
 def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
     """Mean and Student-t confidence interval of ``values`` (NaNs dropped)."""
-    from scipy import stats
+    from scipy import stats   # deferred: scipy: heavy, only this function needs it
 
     array = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     n = int(array.size)
@@ -75,7 +75,7 @@ def t_test_p(differences: Sequence[float]) -> float:
     """Two-sided p of the one-sample t-test of mean 0 (a paired t-test on differences); NaN below 2 values.
 
     Differences that are all equal give p = 1 when they are 0 and p = 0 otherwise (an infinite t)."""
-    from scipy import stats
+    from scipy import stats   # deferred: scipy: heavy, only this function needs it
 
     array = _finite(differences)
     if array.size < 2:
@@ -149,7 +149,7 @@ class Correlation:
 
 def correlation(x: Sequence[float], y: Sequence[float]) -> Correlation:
     """Pearson correlation of the pairs where both values are finite, with a 95% Fisher-z interval."""
-    from scipy import stats
+    from scipy import stats   # deferred: scipy: heavy, only this function needs it
 
     pairs = np.asarray([(a, b) for a, b in zip(x, y) if a is not None and b is not None
                         and math.isfinite(a) and math.isfinite(b)], dtype=np.float64).reshape(-1, 2)

@@ -1,4 +1,9 @@
-"""The pieces of a run built from its config: datasets, model, loss, SGD parameter groups and optimizer."""
+"""The pieces of a run built from its config: datasets, model, loss, objective, SGD parameter groups and optimizer.
+
+Each component reads its own typed options from the config (:func:`nbn_tutorial.nn.norm_kwargs`,
+:func:`nbn_tutorial.models.model_kwargs`, :class:`nbn_tutorial.losses.LossOptions`), so no builder names
+an option of a norm, a model or a loss.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,16 +12,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from nbn_tutorial import data, losses, models
+from nbn_tutorial import nn as nbn_nn
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.options import option_values
 from nbn_tutorial.train.config import Config
+from nbn_tutorial.train.dual_path import DualPathObjective
+from nbn_tutorial.train.objective import StandardObjective
 from nbn_tutorial.train.runtime import Runtime
 from nbn_tutorial.train.schedule import learning_rate
+from nbn_tutorial.train.trainable import shape_model
 
 
 def build_datasets(config: Config, splits: Sequence[str] = ("train", "test")) -> dict[str, Any]:
     """The config's dataset splits (LTDataset objects) by split name."""
-    from nbn_tutorial import data
-
     return {split: data.build_dataset(config.dataset, root=config.data_root, imbalance_factor=config.imbalance_factor,
                                       profile=config.profile, seed=config.data_seed, split=split,
                                       download=config.download, class_order=config.class_order,
@@ -28,33 +37,22 @@ def build_datasets(config: Config, splits: Sequence[str] = ("train", "test")) ->
 
 def build_model_for(config: Config, dataset: Any) -> nn.Module:
     """The config's model for ``dataset`` (its classes and image channels), shaped for its ``trainable`` rule
-    (LWS scales; see :mod:`~nbn_tutorial.train.stage2`); weights are not loaded from ``init_from`` here."""
-    from nbn_tutorial import models
-    from nbn_tutorial.train.config import CONFIG_FIELDS
-    from nbn_tutorial.train.stage2 import shape_model
+    (LWS scales; see :mod:`~nbn_tutorial.train.trainable`); weights are not loaded from ``init_from`` here."""
+    model = models.build_model(config.model, dataset.num_classes, norm=config.norm, head=config.head,
+                               in_channels=dataset.spec.channels, norm_where=config.norm_where,
+                               norm_kwargs=nbn_nn.norm_kwargs(config.norm, config),
+                               **models.model_kwargs(config.model, config))
+    return shape_model(model, config.trainable)
 
-    model_options = {key: getattr(config, key) for key in models.MODEL_REGISTRY.get(config.model).options
-                     if key in CONFIG_FIELDS}
-    return shape_model(models.build_model(config.model, dataset.num_classes, norm=config.norm, head=config.head,
-                              in_channels=dataset.spec.channels, nbn_where=config.nbn_where,
-                              alpha_init=config.alpha_init, share_alpha=config.share_alpha,
-                              nbn_normalize=config.nbn_normalize,
-                              norm_options={"components": config.cbn_components,
-                                            "shared_affine": config.cbn_shared_affine,
-                                            "temperature": config.cbn_temperature, "init": config.cbn_init},
-                              **model_options), config)
+
+def loss_options(config: Config) -> losses.LossOptions:
+    """The losses' hyper-parameters of a config."""
+    return losses.LossOptions(**option_values(losses.LossOptions, config))
 
 
 def build_loss_for_counts(config: Config, class_counts: Sequence[int]) -> nn.Module:
     """The config's loss (with its options) for training classes of ``class_counts`` samples."""
-    from nbn_tutorial import losses
-
-    return losses.build_loss(config.loss, class_counts, tau=config.tau, focal_gamma=config.focal_gamma,
-                             cb_beta=config.cb_beta, ldam_max_m=config.ldam_max_m, ldam_s=config.ldam_s,
-                             drw_epoch=config.drw_epoch, posthoc_tau=config.posthoc_tau,
-                             diversity_factor=config.diversity_factor,
-                             diversity_temperature=config.diversity_temperature,
-                             diversity_reweight_factor=config.diversity_reweight_factor)
+    return losses.build_loss(config.loss, class_counts, loss_options(config))
 
 
 def build_loss_for(config: Config, dataset: Any) -> nn.Module:
@@ -62,11 +60,16 @@ def build_loss_for(config: Config, dataset: Any) -> nn.Module:
     return build_loss_for_counts(config, dataset.train_counts)
 
 
+def build_objective(config: Config, model: nn.Module, loss_fn: nn.Module, train_set: Any) -> StandardObjective:
+    """The config's training objective: the dual path of Compound BN (``cbn_dual_path``) or the standard step."""
+    if config.cbn_dual_path:
+        return DualPathObjective.from_config(config, model, loss_fn, train_set.train_counts)
+    return StandardObjective(model, loss_fn)
+
+
 def parameter_groups(model: nn.Module, config: Config) -> list[dict]:
     """SGD parameter groups of the trainable parameters (frozen ones, e.g. a stage-2 backbone, left out): weight
     decay on everything, except NBN alpha when ``alpha_weight_decay`` is off."""
-    from nbn_tutorial import nn as nbn_nn
-
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise UserError(f"trainable={config.trainable} leaves no parameter to train in this model")

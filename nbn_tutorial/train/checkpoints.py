@@ -17,8 +17,7 @@ import torch
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_bytes
-from nbn_tutorial.train.config import Config
-from nbn_tutorial.train.config_io import config_from_dict
+from nbn_tutorial.train.guards import nonfinite_entries
 
 CHECKPOINT_FORMAT = 1
 
@@ -96,15 +95,8 @@ def state_mismatch(expected: Mapping[str, Any], stored: Mapping[str, Any]) -> st
     return "the tensors match"
 
 
-def checkpoint_config(state: dict, path: str | os.PathLike) -> Config:
-    """The validated config stored in ``state``, the checkpoint read from ``path``."""
-    return config_from_dict(state["config"], f"checkpoint {path}")
-
-
 def write_checkpoint(state: dict, paths: Iterable[str | os.PathLike]) -> None:
     """Serialise ``state`` once and write it atomically to each of ``paths`` (never a model holding nan or inf)."""
-    from nbn_tutorial.train.guards import nonfinite_entries
-
     bad = nonfinite_entries(state["model"])
     if bad:
         raise UserError(f"refusing to write a checkpoint whose model holds nan or inf ({', '.join(bad[:3])}); "
@@ -114,3 +106,19 @@ def write_checkpoint(state: dict, paths: Iterable[str | os.PathLike]) -> None:
     payload = buffer.getvalue()
     for path in paths:
         atomic_write_bytes(path, payload)
+
+
+def changed_tensors(before: str | os.PathLike, after: str | os.PathLike) -> Any:
+    """How many tensors (parameters and buffers) of two checkpoints' models changed, by top-level module (``backbone``,
+    ``head``, ...), kind (``weight``, ``running_mean``, ``nbn_alpha``, ...) and whether they changed; ``before`` and
+    ``after`` are checkpoint files or run directories (their ``last.pt``)."""
+    import pandas as pd   # deferred: the training engine does not need pandas
+
+    states = [read_checkpoint(Path(path) / "last.pt" if Path(path).is_dir() else path)["model"]
+              for path in (before, after)]
+    rows = [{"tensor": key, "changed": key not in states[0] or not torch.equal(states[0][key], value)}
+            for key, value in states[1].items()]
+    table = pd.DataFrame(rows)
+    names = table["tensor"].str
+    return (table.assign(module=names.split(".").str[0], kind=names.rsplit(".", n=1).str[-1])
+            .groupby(["module", "kind", "changed"], as_index=False).size().rename(columns={"size": "tensors"}))

@@ -3,19 +3,51 @@
 YAML already types most values; this module accepts what fits the field (``7.0`` for an int,
 ``2e-4`` read by YAML 1.1 as a string for a float, ``off`` read as a bool for a string option) and
 turns everything else into a :class:`UserError` naming the key, the expected type and the value.
+
+A key that was renamed is still read under its old name (:data:`LEGACY_KEYS`; ``nbn_where`` is now
+``norm_where``, since it places Compound BN too), with a note, wherever a config is read: presets, overrides,
+checkpoints (resume, stage 2, evaluation) and the configs recorded in study rows.
 """
 from __future__ import annotations
 
 import contextlib
 import difflib
+import sys
 import types
 import typing
 from typing import Any
 
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.nn import LEGACY_WHERE_KEY
 from nbn_tutorial.train.config import CONFIG_FIELDS, Config
 
 _CONFIG_TYPES: dict[str, Any] = typing.get_type_hints(Config)
+LEGACY_KEYS: dict[str, str] = {LEGACY_WHERE_KEY: "norm_where"}   # old key -> the key that replaced it
+_noted: set[str] = set()   # legacy keys already noted in this process (one note each)
+
+
+def canonical_key(key: Any, source: str) -> Any:
+    """The current name of config key ``key`` (a legacy key is renamed, with one note per process)."""
+    if key not in LEGACY_KEYS:
+        return key
+    if key not in _noted:
+        _noted.add(key)
+        print(f"note: config key {key!r} (in {source}) is now called {LEGACY_KEYS[key]!r}; it is read as such",
+              file=sys.stderr)
+    return LEGACY_KEYS[key]
+
+
+def rename_legacy_keys(values: dict, source: str) -> dict:
+    """``values`` with every legacy key renamed; a UserError when the old and the new key disagree."""
+    renamed = {}
+    for key, value in values.items():
+        name = canonical_key(key, source)
+        if name in renamed and renamed[name] != value:
+            old = next(old for old, new in LEGACY_KEYS.items() if new == name)
+            raise UserError(f"{source} sets both {old!r} and {name!r} (its new name) to different values; keep "
+                            f"only {name!r}")
+        renamed[name] = value
+    return renamed
 
 
 class _Mismatch(Exception):
@@ -112,5 +144,5 @@ def coerce_entry(key: Any, value: Any, source: str) -> Any:
 
 
 def coerce_values(values: dict, source: str) -> dict[str, Any]:
-    """Every entry of ``values`` typed by :func:`coerce_entry`."""
-    return {key: coerce_entry(key, value, source) for key, value in values.items()}
+    """Every entry of ``values`` typed by :func:`coerce_entry` (legacy keys renamed first)."""
+    return {key: coerce_entry(key, value, source) for key, value in rename_legacy_keys(values, source).items()}

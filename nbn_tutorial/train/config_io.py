@@ -17,7 +17,7 @@ from nbn_tutorial import paths
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text, read_yaml_mapping
 from nbn_tutorial.registry import closest
-from nbn_tutorial.train.coercion import coerce_entry, coerce_values
+from nbn_tutorial.train.coercion import canonical_key, coerce_entry, coerce_values
 from nbn_tutorial.train.config import Config, config_to_dict
 from nbn_tutorial.train.validation import validate_config
 
@@ -66,6 +66,11 @@ def config_from_dict(values: dict, source: str = "a config dict") -> Config:
     return config
 
 
+def checkpoint_config(state: dict, path: str | os.PathLike) -> Config:
+    """The validated config stored in ``state``, the checkpoint read from ``path``."""
+    return config_from_dict(state["config"], f"checkpoint {path}")
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
     """Config from a YAML file or preset name (None: the defaults), then ``key=value`` overrides."""
     values: dict[str, Any] = {}
@@ -75,6 +80,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
                                     f"config file {resolved}"))
     for text in overrides:
         key, value = _parse_override(text)
+        key = canonical_key(key, f"override {text!r}")
         values[key] = coerce_entry(key, value, f"override {text!r}")
     config = Config(**values)
     validate_config(config)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from nbn_tutorial.train.config import Config
+from nbn_tutorial import data
 
 
 def _absolute(path: str | os.PathLike) -> str:
@@ -21,8 +22,6 @@ def _absolute(path: str | os.PathLike) -> str:
 
 def resolve_run_paths(config: Config) -> Config:
     """``config`` with its data root ($NBN_DATA or ./data when null) and list folder as absolute paths."""
-    from nbn_tutorial import data
-
     list_dir = _absolute(config.list_dir) if config.list_dir not in (None, "") else None
     return dataclasses.replace(config, data_root=_absolute(data.resolve_data_root(config.data_root)), list_dir=list_dir)
 

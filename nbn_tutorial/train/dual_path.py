@@ -24,8 +24,8 @@ CBN statistics are per process, like plain BN's (DDP broadcasts rank 0's running
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,12 +33,32 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nbn_tutorial.errors import UserError
-from nbn_tutorial.nn.class_split import check_group_count, class_split, frequency_groups
-from nbn_tutorial.nn.compound import compound_layers
+from nbn_tutorial.nn.class_split import GROUP_BALANCES, check_group_count, class_split, frequency_groups
+from nbn_tutorial.nn.compound import TINY_GROUP_RULES, compound_layers
+from nbn_tutorial.options import option
 from nbn_tutorial.registry import check_choice
 from nbn_tutorial.train.objective import StandardObjective
 
 GROUP_UPDATES: tuple[str, ...] = ("main", "aux", "none")
+
+
+@dataclass
+class DualPathOptions:
+    """The dual path's options, as a run config carries them (checked by ``validate_config``)."""
+
+    cbn_dual_path: bool = option(False, "CBN: train with the auxiliary class-aware split path and the KL consistency "
+                                        "term (see nbn_tutorial.train.dual_path)")
+    cbn_groups: str = option("classes", "CBN dual path: class groups by training frequency with equal numbers of "
+                                        "classes or of samples", GROUP_BALANCES)
+    cbn_kl_weight: float = option(1.0, "CBN dual path: weight of KL(stop-grad(p_aux) || p_main)")
+    cbn_min_group: int = option(4, "CBN dual path: fewest samples of a class group in a batch to take its own "
+                                   "statistics from")
+    cbn_tiny_group: str = option("running", "CBN dual path: how a smaller group is normalised: running (its "
+                                            "component's running statistics) or batch (the whole batch's)",
+                                 TINY_GROUP_RULES)
+    cbn_group_update: str = option("main", "CBN dual path: whose class-group statistics also update the running "
+                                           "mixture: main (the main path's input, in its pass), aux (the auxiliary "
+                                           "path's) or none", GROUP_UPDATES)
 
 
 class DualPathModel(nn.Module):
@@ -103,24 +123,3 @@ class DualPathObjective(StandardObjective):
         if self.kl_weight:
             loss = loss + self.kl_weight * consistency_loss(main, auxiliary)
         return loss, main
-
-
-def validate_compound_options(config: Any) -> None:
-    """UserErrors for ``cbn_*`` fields out of range or used without Compound BN (called by ``validate_config``)."""
-    from nbn_tutorial.train.config import CONFIG_FIELDS
-
-    for key in ("cbn_init", "cbn_groups", "cbn_tiny_group", "cbn_group_update"):
-        check_choice(key, getattr(config, key), CONFIG_FIELDS[key].metadata["choices"])
-    if config.cbn_components < 1:
-        raise UserError(f"cbn_components must be at least 1, got {config.cbn_components}")
-    if config.cbn_min_group < 1:
-        raise UserError(f"cbn_min_group must be at least 1, got {config.cbn_min_group}")
-    for key, low_open in (("cbn_temperature", True), ("cbn_kl_weight", False)):
-        value = getattr(config, key)
-        if not math.isfinite(value) or value < 0 or (low_open and value == 0):
-            raise UserError(f"{key} must be a finite number {'>' if low_open else '>='} 0, got {value!r}")
-    if config.cbn_dual_path and config.norm != "cbn":
-        raise UserError(f"cbn_dual_path needs Compound BN layers, but norm is {config.norm!r}; set norm=cbn")
-    if config.norm == "cbn" and config.sync_bn:
-        raise UserError("sync_bn does not synchronise Compound BN layers (their statistics are per process, like "
-                        "plain BN's); set sync_bn=false")

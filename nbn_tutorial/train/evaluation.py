@@ -13,13 +13,19 @@ from torch import Tensor, nn
 from nbn_tutorial.data.specs import MissingFiles
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.train.builders import build_datasets, build_loss_for, build_model_for
-from nbn_tutorial.train.checkpoints import checkpoint_config, read_checkpoint, state_mismatch
+from nbn_tutorial.train.checkpoints import read_checkpoint, state_mismatch
 from nbn_tutorial.train.config import Config
+from nbn_tutorial.train.config_io import checkpoint_config
 from nbn_tutorial.train.data_paths import relocate_data
 from nbn_tutorial.train.guards import check_finite_checkpoint
 from nbn_tutorial.train.identity import EVALUATE_OVERRIDE, check_classes
 from nbn_tutorial.train.metric_files import accuracy_metrics
 from nbn_tutorial.train.runtime import Runtime, cpu_threads, resolve_device, resolve_runtime
+from nbn_tutorial.train.tau_norm import parse_tau, search_tau
+from nbn_tutorial.models import tau_normalize
+from nbn_tutorial.train.tau_norm import parse_tau
+from nbn_tutorial import data
+from nbn_tutorial import nn as nbn_nn
 
 
 def evaluate_model(module: nn.Module, loader: Any, loss_fn: Any, num_classes: int, runtime: Runtime,
@@ -50,8 +56,6 @@ def evaluate_model(module: nn.Module, loader: Any, loss_fn: Any, num_classes: in
 
 def alpha_values(model: nn.Module) -> list[float]:
     """The model's NBN alpha values ([] for a plain-BN model)."""
-    from nbn_tutorial import nn as nbn_nn
-
     return [float(alpha.detach()) for alpha in nbn_nn.alpha_parameters(model)]
 
 
@@ -106,11 +110,7 @@ def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device:
     or ``"auto"`` to search τ on ``tau_split`` (val; ``test`` only when asked, and ``tau_note`` says so);
     the result then also holds ``tau``, ``tau_split`` and ``tau_note``.
     """
-    from nbn_tutorial import data
-
     if tau_norm is not None:
-        from nbn_tutorial.train.tau_norm import parse_tau
-
         tau_norm = parse_tau(tau_norm)   # a bad value is refused before anything is loaded
     state = read_checkpoint(path)
     model, config, dataset = _checkpoint_model(state, path, split, data_root=data_root, list_dir=list_dir,
@@ -138,9 +138,6 @@ def evaluate_checkpoint(path: str | os.PathLike, *, split: str = "test", device:
 def _tau_normalized_model(model: nn.Module, config: Config, tau_norm: str | float, device: torch.device,
                           tau_split: str = "val") -> tuple[nn.Module, dict]:
     """``model`` τ-normalised with a given τ or one searched by :func:`~.tau_norm.search_tau`, and what was done."""
-    from nbn_tutorial.models import tau_normalize
-    from nbn_tutorial.train.tau_norm import parse_tau, search_tau
-
     choice = parse_tau(tau_norm)
     if choice == "auto":
         search = search_tau(model, config, device=device, split=tau_split)

@@ -18,6 +18,7 @@ from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text
 from nbn_tutorial.train.progress import message_stream
 from nbn_tutorial.wording import plural
+from nbn_tutorial.train.schedule import learning_rate
 
 SKIPPED_FILE = "skipped_images.txt"   # unreadable images a skip_bad_images run left out, one path per line
 _RETRY = ("lower the learning rate (lr={lr:g}) or lengthen the warmup (warmup_epochs={warmup}), then train again "
@@ -86,8 +87,6 @@ def check_finite_checkpoint(state: Mapping, path: str | Path, remedy: str = EVAL
 
 def config_notes(config) -> list[str]:
     """Things a valid config does that its author may not expect (printed before training)."""
-    from nbn_tutorial.train.schedule import learning_rate
-
     notes = []
     if config.warmup_epochs > config.epochs:
         peak = max(learning_rate(config, epoch) for epoch in range(config.epochs))

@@ -96,7 +96,7 @@ def truncate_metrics(run_dir: Path, epochs_done: int) -> None:
 
 def read_metrics(run_dir: str | os.PathLike) -> "pandas.DataFrame":  # noqa: F821 (pandas imported lazily)
     """The run's metrics.jsonl as a DataFrame, one row per evaluated epoch (list columns stay lists)."""
-    import pandas
+    import pandas   # deferred: pandas: heavy, and this module's other callers do not need it
 
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():

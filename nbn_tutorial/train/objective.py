@@ -2,14 +2,15 @@
 
 The trainer asks its objective for both, so a training scheme that needs more than ``loss(model(x), y)``
 (Compound BN's dual path, which needs the labels inside the forward pass) plugs in here without the
-trainer knowing about it. The network's forward takes ``(x)`` in evaluation; in training the objective
-calls it as it needs (the dual path passes ``(x, y)``).
+trainer knowing about it (:func:`~nbn_tutorial.train.builders.build_objective` chooses). The network's
+forward takes ``(x)`` in evaluation; in training the objective calls it as it needs (the dual path passes
+``(x, y)``).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor, nn
+
+from nbn_tutorial.models.outputs import split_output
 
 
 class StandardObjective:
@@ -25,16 +26,5 @@ class StandardObjective:
 
     def __call__(self, module: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """(loss, logits) of one batch; ``module`` is :attr:`network` as the trainer wrapped it."""
-        from nbn_tutorial.models.outputs import split_output
-
         logits, extras = split_output(module(x))
         return self.loss_fn(logits, y, **extras), logits
-
-
-def build_objective(config: Any, model: nn.Module, loss_fn: nn.Module, train_set: Any) -> StandardObjective:
-    """The config's training objective: the dual path of Compound BN (``cbn_dual_path``) or the standard step."""
-    if config.cbn_dual_path:
-        from nbn_tutorial.train.dual_path import DualPathObjective
-
-        return DualPathObjective.from_config(config, model, loss_fn, train_set.train_counts)
-    return StandardObjective(model, loss_fn)

@@ -36,7 +36,7 @@ def in_kernel() -> bool:
     """True inside an IPython kernel (a notebook, papermill, nbval), False in a terminal or script."""
     if "IPython" not in sys.modules:  # a kernel has imported IPython long before any training starts
         return False
-    from IPython import get_ipython
+    from IPython import get_ipython   # deferred: only inside a kernel
 
     shell = get_ipython()
     return shell is not None and hasattr(shell, "kernel")
@@ -122,7 +122,7 @@ class TextProgress(_EpochBar):
 
     def __init__(self, header: str, total: int, initial: int = 0) -> None:
         super().__init__(header, total, initial)
-        from tqdm import tqdm
+        from tqdm import tqdm   # deferred: only when a bar is shown
 
         print(header, file=sys.stderr)
         self.bar = tqdm(total=total, initial=initial, desc="training", unit="epoch", dynamic_ncols=True,
@@ -132,7 +132,7 @@ class TextProgress(_EpochBar):
         self.bar.set_postfix(refresh=refresh, **values)
 
     def batches(self, epoch: int, total: int) -> BatchProgress:
-        from tqdm import tqdm
+        from tqdm import tqdm   # deferred: only when a bar is shown
 
         return tqdm(total=total, leave=False, desc=f"epoch {epoch + 1}", unit="batch", dynamic_ncols=True,
                     file=sys.stderr)
@@ -156,7 +156,7 @@ class WidgetProgress(_EpochBar):
 
     def __init__(self, header: str, total: int, initial: int = 0) -> None:
         super().__init__(header, total, initial)
-        from tqdm.notebook import tqdm
+        from tqdm.notebook import tqdm   # deferred: only when a bar is shown
 
         print(header, file=sys.stdout)
         self.bar = tqdm(total=total, initial=initial, desc="training", unit="epoch")
@@ -177,7 +177,7 @@ class CompactProgress(TrainingProgress):
         self.shown_at = initial
         self.handle = None
         if in_kernel():
-            from IPython.display import Pretty, display
+            from IPython.display import Pretty, display   # deferred: only inside a kernel
 
             self.handle = display(Pretty(self._text()), display_id=True)
         else:
@@ -208,7 +208,7 @@ class CompactProgress(TrainingProgress):
     def _show(self, final: bool = False) -> None:
         self.last_shown, self.shown_at = time.perf_counter(), self.n
         if self.handle is not None:
-            from IPython.display import Pretty
+            from IPython.display import Pretty   # deferred: only inside a kernel
 
             self.handle.update(Pretty(self._text(final)))
         else:

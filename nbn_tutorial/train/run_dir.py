@@ -25,11 +25,14 @@ from pathlib import Path
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import ensure_dir, read_yaml_mapping, write_error
-from nbn_tutorial.train.checkpoints import checkpoint_config, read_checkpoint
+from nbn_tutorial.train.checkpoints import read_checkpoint
 from nbn_tutorial.train.config import RUN_CONTROL_FIELDS, Config, config_to_dict
-from nbn_tutorial.train.config_io import config_from_dict
+from nbn_tutorial.train.config_io import checkpoint_config, config_from_dict
 from nbn_tutorial.train.metric_files import read_metric_rows
 from nbn_tutorial.wording import plural
+from nbn_tutorial.train.guards import check_finite_checkpoint
+from nbn_tutorial.train.schedule import learning_rate
+from nbn_tutorial import data
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "nbn_dynamics.jsonl", "last.pt", "best.pt",
              "skipped_images.txt")
@@ -50,8 +53,6 @@ def default_run_dir(config: Config) -> Path:
 
 def resolve_dataset_defaults(config: Config) -> Config:
     """``config`` with imbalance_factor and profile filled in from the dataset's defaults."""
-    from nbn_tutorial import data
-
     spec = data.DATASETS[config.dataset]
     return dataclasses.replace(
         config,
@@ -93,8 +94,6 @@ def _epochs_change(run_dir: Path, state: dict, stored: Config, config: Config) -
         raise UserError(f"{str(run_dir)!r} has trained {done} epochs, so resuming it needs epochs >= {done}, "
                         f"got {config.epochs}")
     if config.epochs > done:
-        from nbn_tutorial.train.schedule import learning_rate
-
         print(f"note: resuming {run_dir} with epochs {stored.epochs} -> {config.epochs}: the learning-rate schedule "
               f"now spans {config.epochs} epochs (epoch {done + 1} trains at lr {learning_rate(config, done):.4g}; "
               f"the {stored.epochs}-epoch schedule ended at {learning_rate(stored, stored.epochs - 1):.4g})",
@@ -120,8 +119,6 @@ def _note_config_file(run_dir: Path, stored: Config) -> None:
 
 def _resume_state(run_dir: Path, config: Config) -> dict:
     """The last.pt state to resume ``config`` from; UserError if missing, non-finite or of a different config."""
-    from nbn_tutorial.train.guards import check_finite_checkpoint
-
     last = run_dir / "last.pt"
     if not last.exists():
         raise UserError(f"cannot resume: {str(run_dir)!r} holds no run (no last.pt); train it without --resume")

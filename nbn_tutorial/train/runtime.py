@@ -112,7 +112,7 @@ def _compile_mode(config: Config, cuda: bool) -> str | None:
     if mode == "reduce-overhead" and not cuda:
         raise UserError("compile=reduce-overhead uses CUDA graphs and needs a CUDA device; use compile=default or off")
     if mode is not None:
-        from torch._dynamo import list_backends
+        from torch._dynamo import list_backends   # deferred: torch.compile's machinery: heavy, only when compiling
 
         if config.compile_backend not in list_backends(exclude_tags=()):
             raise UserError(f"unknown compile_backend {config.compile_backend!r}; use inductor (the default), "

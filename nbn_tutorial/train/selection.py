@@ -13,6 +13,8 @@ from typing import Any
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.train.config import Config
+from nbn_tutorial.train.builders import build_datasets
+from nbn_tutorial import data
 
 VAL_COLUMNS = ("val_acc", "val_balanced_acc", "val_many_acc", "val_medium_acc", "val_few_acc")
 TEST_SPLIT_NOTE = ("selected on the test split (select_best_on=test), so its test accuracy is optimistic; "
@@ -30,11 +32,8 @@ def same_samples(first: Any, second: Any) -> bool:
 def has_own_val_split(config: Config) -> bool:
     """True when the config's dataset has a non-empty val split that differs from its test split (in-memory
     datasets: the held-out split of ``val_per_class`` images per class; file datasets: their val list)."""
-    from nbn_tutorial import data
-    from nbn_tutorial.train.builders import build_datasets
-
     spec = data.DATASETS[config.dataset]
-    if "val" not in spec.splits and config.dataset != "imagefolder-lt":
+    if "val" not in spec.splits and not spec.from_tree:   # a tree's split has val when the tree has val/
         return False
     if spec.kind == "tensor" and data.resolve_val_per_class(spec, config.val_per_class) == 0:
         return False

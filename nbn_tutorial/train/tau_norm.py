@@ -19,6 +19,12 @@ from torch import nn
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.train.config import Config
+from nbn_tutorial.train.selection import has_own_val_split
+from nbn_tutorial.train.builders import build_datasets
+from nbn_tutorial.registry import check_choice
+from nbn_tutorial.models import tau_normalized
+from nbn_tutorial.train.metric_files import accuracy_metrics
+from nbn_tutorial.data import make_loader
 
 TAU_GRID: tuple[float, ...] = tuple(round(0.1 * step, 1) for step in range(21))   # classifier-balancing's search
 
@@ -58,8 +64,6 @@ def parse_tau(value: str | float) -> str | float:
 def _features(model: nn.Module, dataset, device: torch.device,
               batch_size: int = 256) -> tuple[torch.Tensor, np.ndarray]:
     """Penultimate features of every image of ``dataset`` (eval mode, no augmentation) and the labels."""
-    from nbn_tutorial.data import make_loader
-
     features, targets = [], []
     model.eval()
     with torch.inference_mode():
@@ -70,8 +74,6 @@ def _features(model: nn.Module, dataset, device: torch.device,
 
 
 def _accuracies(predictions: np.ndarray, targets: np.ndarray, dataset) -> dict:
-    from nbn_tutorial.train.metric_files import accuracy_metrics
-
     classes = dataset.num_classes
     total = np.bincount(targets, minlength=classes)
     correct = np.bincount(targets[predictions == targets], minlength=classes)
@@ -81,8 +83,6 @@ def _accuracies(predictions: np.ndarray, targets: np.ndarray, dataset) -> dict:
 def tau_table(model: nn.Module, dataset, taus=TAU_GRID, device: str | torch.device = "cpu") -> pd.DataFrame:
     """Accuracies (fractions) of ``model`` τ-normalised with each τ on ``dataset``: columns tau, test_acc (the
     split's overall accuracy), balanced_acc, many_acc, medium_acc, few_acc."""
-    from nbn_tutorial.models import tau_normalized
-
     device = torch.device(device)
     model = model.to(device)
     features, targets = _features(model, dataset, device)
@@ -103,10 +103,6 @@ def search_tau(model: nn.Module, config: Config, taus=TAU_GRID, device: str | to
                split: str = "val") -> TauSearch:
     """The τ with the best balanced accuracy on the config's ``split`` (val; test only when asked, and the
     result says so; the smallest τ among ties), with the whole table."""
-    from nbn_tutorial.registry import check_choice
-    from nbn_tutorial.train.builders import build_datasets
-    from nbn_tutorial.train.selection import has_own_val_split
-
     check_choice("τ search split", split, TAU_SPLITS)
     if split == "val" and not has_own_val_split(config):
         raise UserError(f"{config.dataset} has no val split here (val_per_class 0, or no val files), so τ cannot be "

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import append_text, check_utf8_path, ensure_dir, jsonl_text
-from nbn_tutorial.train.builders import build_datasets, build_loss_for, build_model_for, build_optimizer
+from nbn_tutorial.train.builders import (build_datasets, build_loss_for, build_model_for, build_objective,
+                                         build_optimizer)
 from nbn_tutorial.train.checkpoints import CHECKPOINT_FORMAT, rng_states, set_rng_states, write_checkpoint
 from nbn_tutorial.train.config import Config, config_to_dict
 from nbn_tutorial.train.config_io import save_config
@@ -30,7 +31,6 @@ from nbn_tutorial.train.identity import RESUME_REMEDY, check_training_set, data_
 from nbn_tutorial.train.lock import folder_lock
 from nbn_tutorial.train.metric_files import (METRIC_COLUMNS, append_metric_row, format_metrics, read_metric_rows,
                                              truncate_metrics)
-from nbn_tutorial.train.objective import build_objective
 from nbn_tutorial.train.progress import message_stream, training_progress
 from nbn_tutorial.train.run_dir import (STAGING_DIR, check_location, check_run_dir, clear_run_dir, discard_staged_run,
                                         existing_run_files, has_checkpoint, promote_staged_run, protocol_differences,
@@ -44,6 +44,9 @@ from nbn_tutorial.train.selection import (TEST_SPLIT_NOTE, describe_selection, s
 from nbn_tutorial.train.stage2 import prepare_stage2
 from nbn_tutorial.train.validation import validate_config
 from nbn_tutorial.wording import plural
+from nbn_tutorial import diagnosis
+from nbn_tutorial import data
+from nbn_tutorial import nn as nbn_nn
 
 NO_BAD_BATCH = 2**62
 
@@ -94,8 +97,6 @@ class Trainer:
         if self.runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if self.info.enabled and self.config.sync_bn:  # before the optimizer sees the parameters
-            from nbn_tutorial import nn as nbn_nn
-
             model = nbn_nn.convert_sync_batchnorm(model)
         prepare_stage2(model, self.config, self.data)  # init_from, reinit_classifier, freezing what trainable leaves
         return model
@@ -107,8 +108,6 @@ class Trainer:
         loader_options = dict(batch_size=per_process, device=self.runtime.device, seed=config.seed,
                               num_workers=config.num_workers, num_replicas=info.world_size, rank=info.rank,
                               channels_last=self.runtime.channels_last)
-        from nbn_tutorial import data
-
         self.train_loader = data.make_loader(self.train_set, train=True, sampler=config.sampler, **loader_options)
         self.test_loader = data.make_loader(self.test_set, train=False, **loader_options)
         self.test_samples = _shard_size(len(self.test_set), info.world_size, info.rank)
@@ -242,8 +241,6 @@ class Trainer:
 
     def _record_nbn_state(self, epochs_done: int) -> None:
         """Append the NBN layers' α and γ/β norms after this epoch to nbn_dynamics.jsonl (NBN runs only)."""
-        from nbn_tutorial import diagnosis
-
         if self.beta_reference is None and epochs_done == 1:
             self.beta_reference = diagnosis.beta_directions(self.model)
         rows = diagnosis.nbn_state_rows(self.model, epochs_done, self.beta_reference)
@@ -321,8 +318,6 @@ def _prepare_run_dir(run_dir: Path, config: Config, resume_state: dict | None) -
     if resume_state is None:
         clear_run_dir(run_dir)
     else:
-        from nbn_tutorial import diagnosis
-
         truncate_metrics(run_dir, resume_state["epoch"])
         diagnosis.truncate_dynamics(run_dir, resume_state["epoch"])
     save_config(resolve_dataset_defaults(config), run_dir / "config.yaml")

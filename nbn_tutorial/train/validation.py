@@ -1,22 +1,21 @@
 """Checking a config before anything runs: types, registered names, number ranges and conflicting options.
 
-Every problem is a one-sentence :class:`UserError` naming the key and what would be valid.
+Every problem is a one-sentence :class:`UserError` naming the key and what would be valid. The valid words
+of a field come from its registry (:func:`~nbn_tutorial.train.config.field_choices`).
 """
 from __future__ import annotations
 
 import math
 
+from nbn_tutorial import data, losses, models
 from nbn_tutorial.errors import UserError
+from nbn_tutorial.options import option_fields, option_values
 from nbn_tutorial.registry import check_choice
-from nbn_tutorial.train.builders import build_loss_for_counts
 from nbn_tutorial.train.coercion import coerce_values
-from nbn_tutorial.train.config import CONFIG_FIELDS, Config, config_to_dict
-from nbn_tutorial.train.dual_path import validate_compound_options
-from nbn_tutorial.train.stage2 import validate_model_outputs, validate_stage2
+from nbn_tutorial.train.config import CONFIG_FIELDS, Config, config_to_dict, field_choices
+from nbn_tutorial.train.trainable import TRAINABLE_REGISTRY
 
 _AUTO_SWITCHES = ("channels_last", "cudnn_benchmark", "fused_sgd")
-_FIELDS_WITH_CHOICES = ("schedule", "checkpoint_metric", "device", "amp", "compile", "class_order", "nbn_normalize",
-                        "select_best_on", "shot_rule")
 
 
 def _check_number(key: str, value: float, low: float | None = None, high: float | None = None,
@@ -28,7 +27,7 @@ def _check_number(key: str, value: float, low: float | None = None, high: float 
         lower = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
         upper = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
         bounds = " and ".join(part for part in (lower, upper) if part)
-        raise UserError(f"{key} must be a finite number {bounds}, got {value!r}")
+        raise UserError(f"{key} must be a finite number{' ' + bounds if bounds else ''}, got {value!r}")
 
 
 def _validate_types(config: Config) -> None:
@@ -43,29 +42,18 @@ def _validate_auto_switches(config: Config) -> None:
             raise UserError(f"{key} must be true, false or auto, got {value!r}")
 
 
-def _validate_names(config: Config) -> None:
-    """Names that must exist in the data/model/loss registries."""
-    from nbn_tutorial import data, losses, models
-    from nbn_tutorial import nn as nbn_nn
-
-    check_choice("dataset", config.dataset, list(data.DATASETS))
-    check_choice("model", config.model, list(models.MODELS))
-    check_choice("norm", config.norm, list(models.NORMS))
-    check_choice("head", config.head, list(models.HEADS))
-    check_choice("loss", config.loss, list(losses.LOSSES))
-    check_choice("nbn_where", config.nbn_where, list(nbn_nn.WHERE_OPTIONS))
-    if isinstance(config.alpha_init, str):
-        check_choice("alpha_init", config.alpha_init, list(nbn_nn.ALPHA_INITS), alternative="a number")
-    for name in _FIELDS_WITH_CHOICES:
-        check_choice(name, getattr(config, name), CONFIG_FIELDS[name].metadata["choices"])
-    if config.profile is not None:
-        check_choice("profile", config.profile, list(data.PROFILES))
+def _validate_choices(config: Config) -> None:
+    """Every word-valued field holds one of its valid words (a number where the field also takes one)."""
+    for name in CONFIG_FIELDS:
+        value, choices = getattr(config, name), field_choices(name)
+        if choices and isinstance(value, str):
+            takes_number = "float" in str(CONFIG_FIELDS[name].type)
+            check_choice(name, value, choices, alternative="a number" if takes_number else "")
 
 
 def _validate_dataset_options(config: Config) -> None:
-    from nbn_tutorial import data
-
-    fixed_tail = data.DATASETS[config.dataset].default_imbalance_factor is None
+    spec = data.get_spec(config.dataset)
+    fixed_tail = spec.default_imbalance_factor is None
     recipe = (config.imbalance_factor is not None or config.profile is not None or config.class_order != "ldam"
               or config.max_per_class is not None)
     if fixed_tail and recipe:
@@ -73,8 +61,8 @@ def _validate_dataset_options(config: Config) -> None:
                         "profile and max_per_class to null and class_order to ldam")
     if config.max_per_class is not None and config.max_per_class < 1:
         raise UserError(f"max_per_class must be at least 1 (or null for all the data), got {config.max_per_class}")
-    spec = data.spec_with_options(data.DATASETS[config.dataset], config.image_size)   # image_size: files, >= 1
-    data.resolve_val_per_class(spec, config.val_per_class)                              # tensor datasets, >= 0
+    spec = data.spec_with_options(spec, config.image_size)          # image_size: files, >= 1
+    data.resolve_val_per_class(spec, config.val_per_class)           # tensor datasets, >= 0
 
 
 def _validate_counts(config: Config) -> None:
@@ -94,8 +82,6 @@ def _validate_numbers(config: Config) -> None:
     _check_number("lr", config.lr, low=0, low_open=True)
     _check_number("momentum", config.momentum, low=0, high=1, high_open=True)
     _check_number("weight_decay", config.weight_decay, low=0)
-    for key in ("tau", "posthoc_tau", "ldam_max_m", "ldam_s"):
-        _check_number(key, getattr(config, key))
     if config.imbalance_factor is not None:
         _check_number("imbalance_factor", config.imbalance_factor, low=1)
     if config.max_loss is not None:
@@ -120,17 +106,73 @@ def _validate_schedule(config: Config) -> None:
 
 def _validate_loss(config: Config) -> None:
     """Loss options, checked by building the loss on two dummy classes (surfaces the losses' own messages)."""
-    loss = build_loss_for_counts(config, [2, 1])
+    loss = losses.build_loss(config.loss, [2, 1], losses.LossOptions(**option_values(losses.LossOptions, config)))
     if loss.requires_cosine_head and config.head != "cosine":
         raise UserError(f"loss {config.loss!r} needs the cosine head (its margins assume normalized logits), "
                         f"but head is {config.head!r}; set head=cosine")
+
+
+def validate_compound_options(config: Config) -> None:
+    """``cbn_*`` fields within their ranges, and none of the dual path's used without Compound BN."""
+    if config.cbn_components < 1:
+        raise UserError(f"cbn_components must be at least 1, got {config.cbn_components}")
+    if config.cbn_min_group < 1:
+        raise UserError(f"cbn_min_group must be at least 1, got {config.cbn_min_group}")
+    _check_number("cbn_temperature", config.cbn_temperature, low=0, low_open=True)
+    _check_number("cbn_kl_weight", config.cbn_kl_weight, low=0)
+    if config.cbn_dual_path and config.norm != "cbn":
+        raise UserError(f"cbn_dual_path needs Compound BN layers, but norm is {config.norm!r}; set norm=cbn")
+    if config.norm == "cbn" and config.sync_bn:
+        raise UserError("sync_bn does not synchronise Compound BN layers (their statistics are per process, like "
+                        "plain BN's); set sync_bn=false")
+
+
+def validate_stage2(config: Config) -> None:
+    """Stage-2 settings (:mod:`~nbn_tutorial.train.stage2`) that cannot work together."""
+    rule = TRAINABLE_REGISTRY.get(config.trainable)
+    if rule.needs_init and not config.init_from:
+        raise UserError(f"trainable={config.trainable} freezes most of the model, so it must start from a trained one: "
+                        "set init_from to a stage-1 checkpoint (a run's last.pt)")
+    if config.reinit_classifier and not config.init_from:
+        raise UserError("reinit_classifier re-initialises the classifier of a stage-1 checkpoint; set init_from too")
+    if config.init_from is not None and not str(config.init_from).strip():
+        raise UserError("init_from is empty; give the path of a stage-1 checkpoint (a run's last.pt) or null")
+    if config.expert_router != (config.trainable == "router"):
+        raise UserError("RIDE's router trains in a stage of its own: set expert_router=true together with "
+                        "trainable=router (and loss=ride-router, init_from a RIDE run's last.pt)")
+
+
+def _model_option_takers(key: str) -> list[str]:
+    return [name for name, spec in models.MODEL_REGISTRY.items()
+            if spec.settings is not None and key in option_fields(spec.settings)]
+
+
+def validate_model_outputs(config: Config) -> None:
+    """The loss's required model outputs exist, and model options are only set for models that take them."""
+    spec = models.MODEL_REGISTRY.get(config.model)
+    options = models.model_kwargs(config.model, config)
+    if config.num_experts < 1:
+        raise UserError(f"num_experts must be at least 1, got {config.num_experts}")
+    for key in {key for _, other in models.MODEL_REGISTRY.items() if other.settings is not None
+                for key in option_fields(other.settings)}:
+        if key not in options and getattr(config, key) != CONFIG_FIELDS[key].default:
+            raise UserError(f"{key} applies to {', '.join(_model_option_takers(key))}, not to model "
+                            f"{config.model!r}; leave it at {CONFIG_FIELDS[key].default!r}")
+    needed = losses.LOSS_REGISTRY.get(config.loss).needs_outputs
+    missing = [name for name in needed if name not in spec.outputs(options)]
+    if missing:
+        takers = [name for name, other in models.MODEL_REGISTRY.items()
+                  if set(needed) <= set(other.outputs(models.model_kwargs(name, config)))]
+        hint = f"; models that do: {', '.join(takers)}" if takers else ""
+        raise UserError(f"loss {config.loss!r} needs a model that returns {' and '.join(missing)} while training, "
+                        f"which model {config.model!r} with these settings does not{hint}")
 
 
 def validate_config(config: Config) -> None:
     """Raise a UserError for wrong types, unknown names, out-of-range numbers, or conflicting options."""
     _validate_types(config)
     _validate_auto_switches(config)
-    _validate_names(config)
+    _validate_choices(config)
     _validate_dataset_options(config)
     _validate_counts(config)
     _validate_numbers(config)

@@ -1,7 +1,8 @@
-"""Notebook 04's mechanism cells: NBN's |α| budget, its initial scale, its first step and its dynamics, measured.
+"""NBN's mechanism, measured: its |α| budget, its initial scale, its first SGD step and its dynamics (notebook 04).
 
-Each function returns a small table computed on real layers (or a run's own records), and a matching
-``*_summary`` turns it into sentences, so the notebook states only what the numbers show.
+Each ``*_table`` is computed on real layers; each ``*_summary`` turns a table (or
+:func:`~nbn_tutorial.diagnosis.dynamics.first_step_table` / :func:`~nbn_tutorial.diagnosis.dynamics.summarize_dynamics`)
+into sentences, so a notebook states only what the numbers show.
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from nbn_tutorial.nn import NormalizedBatchNorm2d
-from nbn_tutorial.notebooks.prose import Summary
+from nbn_tutorial.nn import NormalizedBatchNorm2d, normalized_affine
+from nbn_tutorial.wording import Summary
+
+FROZEN_COSINE = 0.999   # β's final direction this close to its epoch-1 direction counts as never having moved
 
 
 def budget_table(layer: NormalizedBatchNorm2d, channel: int = 0, factor: float = 10.0) -> pd.DataFrame:
@@ -20,11 +23,11 @@ def budget_table(layer: NormalizedBatchNorm2d, channel: int = 0, factor: float =
 
     Columns ``channel``, ``w_before``, ``w_after``, ``change`` (w_after / w_before); the layer is not changed.
     """
-    weight, _ = layer.normalized_weight_bias()
-    gamma = layer.weight.detach().clone()
-    gamma[channel] *= factor
-    after = gamma / (torch.linalg.vector_norm(gamma) + 1e-6) * layer.alpha.detach()
-    before = weight.detach()
+    with torch.no_grad():
+        before, _ = layer.normalized_weight_bias()
+        gamma = layer.weight.detach().clone()
+        gamma[channel] *= factor
+        after, _ = normalized_affine(gamma, layer.bias.detach(), layer.alpha.detach())
     return pd.DataFrame({"channel": range(len(before)), "w_before": before.tolist(), "w_after": after.tolist(),
                          "change": (after / before).tolist()})
 
@@ -85,12 +88,11 @@ def dynamics_summary(summary: dict) -> Summary:
     """Sentences on a run's NBN state over training, from ``diagnosis.summarize_dynamics``."""
     frozen = summary["beta_cos_last_min"]
     verdict = ("the bias direction chosen in the first epoch never changed afterwards"
-               if frozen > 0.999 else "the bias direction still turned during training")
+               if frozen > FROZEN_COSINE else "the bias direction still turned during training")
     return Summary(f"After epoch {summary['first_epoch']} the largest ‖β‖ of an NBN layer was "
                    f"{summary['beta_norm_first']:.3g}; after epoch {summary['last_epoch']} it was "
                    f"{summary['beta_norm_last']:.3g}, while ‖γ‖ ended at most {summary['gamma_norm_last']:.3g}. "
                    f"The cosine between each layer's final β direction and its direction after the first epoch is at "
                    f"least {frozen:.6f}: {verdict}. α went from {summary['alpha_first']:.3f} to "
                    f"{summary['alpha_last']:.3f}; since ‖w‖ ≈ |α| in every NBN layer, and ‖b‖ ≈ |α| once β has left 0 "
-                   "(after the first step), α alone sets how loud "
-                   "those layers are.")
+                   "(after the first step), α alone sets how loud those layers are.")
