@@ -203,7 +203,8 @@ def _study_report(args: argparse.Namespace) -> None:
     print(f"study report: {summary}")
     if args.readme is not None:
         name = summary.read_text(encoding="utf-8").splitlines()[0].split("`")[1]
-        _, design = study.load_design(name)
+        source = None if study.is_results_folder(args.dir) else study.load_plan(args.dir).get("source")
+        _, design = study.load_design(name, source)
         study.update_readme(args.readme, name, summary.parent, design)
         print(f"README table updated: {args.readme}")
 

@@ -67,6 +67,8 @@ def test_notebook_08_reads_the_study_into_tables_and_computed_sentences(tiny_com
     for arm, reference in (("cbn-dual", "bn"), ("cbn-dual", "cbn"), ("cbn", "nbn")):
         row = find(view.contrasts, "digits-lt", arm, reference, "balanced")
         assert row is not None and study.contrast_sentence(row) in text
+        interval = study.paired_intervals(view.results, "digits-lt", "balanced", reference)[arm]
+        assert row["mean"] == pytest.approx(interval.mean)
     notebooks.save_compound_summary(view, tmp_path)
     heading, table_name, text_name = next(s for s in SAVED_SECTIONS if s[1] == notebooks.COMPOUND_TABLE)
     report = "\n".join(_saved_section(tmp_path, heading, table_name, text_name))

@@ -153,7 +153,7 @@ def test_unknown_dataset_lists_the_known_names():
 
 
 def test_unknown_split_and_fixed_long_tail_options_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="train, test"):
+    with pytest.raises(UserError, match="train, val, test"):
         data.build_dataset("digits-lt", split="validation")
     with pytest.raises(UserError, match="fixed by its official list files"):
         data.build_dataset("places-lt", root=tmp_path, imbalance_factor=10)

@@ -29,8 +29,8 @@ def ddp_run(tmp_path_factory) -> Path:
 
 
 def test_torchrun_writes_one_run_directory_from_rank_zero(ddp_run):
-    # digits-lt has no val split, so no best.pt is selected (select_best_on=auto); no image was skipped
-    assert sorted(os.listdir(ddp_run)) == sorted(set(train.RUN_FILES) - {"best.pt", "skipped_images.txt"})
+    # digits-lt has a val split, so best.pt is selected on it (select_best_on=auto); no image was skipped
+    assert sorted(os.listdir(ddp_run)) == sorted(set(train.RUN_FILES) - {"skipped_images.txt"})
     rows = train.read_metrics(ddp_run)
     assert list(rows.epoch) == [1, 2]
     for key in ("train_acc", "test_acc", "balanced_acc", "many_acc", "medium_acc", "few_acc"):

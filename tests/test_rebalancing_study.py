@@ -42,7 +42,7 @@ def test_a_tiny_grid_runs_with_two_processes_and_reports(tmp_path):
     assert set(rows) == {"bn", "nbn", "bn-crt", "nbn-crt", "bn-tau", "nbn-tau", "bn-lws", "nbn-lws", "ride-bn",
                          "ride-nbn"}
     assert all(row["status"] == "finished" for row in rows.values()), [row.get("error") for row in rows.values()]
-    assert rows["nbn-tau"]["tau_split"] == "test" and 0 <= rows["nbn-tau"]["tau"] <= 2
+    assert rows["nbn-tau"]["tau_split"] == "val" and 0 <= rows["nbn-tau"]["tau"] <= 2
     stage1 = torch.load(out / "digits-lt" / "nbn" / "seed0" / "last.pt", weights_only=True)["model"]
     crt = torch.load(out / "digits-lt" / "nbn-crt" / "seed0" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(stage1[key], crt[key]) for key in stage1 if not key.startswith("head."))
@@ -51,7 +51,7 @@ def test_a_tiny_grid_runs_with_two_processes_and_reports(tmp_path):
 
 
 def test_an_arm_may_build_only_on_a_training_arm_listed_before_it(tmp_path):
-    content = {**yaml.safe_load(STUDY_FILE.read_text()), "reference": None, "pairs": None}
+    content = {**yaml.safe_load(STUDY_FILE.read_text()), "reference": None, "pairs": None, "primary": None}
     content["arms"] = {"bn": {"norm": "bn"}, "bn-tau": {"tau_norm_of": "bn-crt"},
                        "bn-crt": {"init_from": "{run:bn}/last.pt", "trainable": "classifier"}}
     path = tmp_path / "bad.yaml"

@@ -14,7 +14,7 @@ TINY = ["dataset=digits-lt", "batch_size=64", "warmup_epochs=1", "milestones=[]"
 
 
 def test_without_a_val_split_no_best_checkpoint_is_chosen(tmp_path):
-    run = train.train(train.load_config(None, TINY), tmp_path / "auto", progress=False)
+    run = train.train(train.load_config(None, [*TINY, "val_per_class=0"]), tmp_path / "auto", progress=False)
     assert (run / "last.pt").exists() and not (run / "best.pt").exists()
     with pytest.raises(UserError, match="no best.pt"):
         train.load_run(run, which="best")
@@ -36,7 +36,8 @@ def test_selecting_on_test_is_opt_in_and_says_so(tmp_path):
 
 def test_val_selection_on_a_dataset_without_val_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no val split"):
-        train.train(train.load_config(None, [*TINY, "select_best_on=val"]), tmp_path / "val", progress=False)
+        train.train(train.load_config(None, [*TINY, "select_best_on=val", "val_per_class=0"]), tmp_path / "val",
+                    progress=False)
 
 
 def _tree(root, splits=("train", "val", "test"), classes=3, per_class=(12, 4, 4)):

@@ -91,8 +91,9 @@ def test_tau_zero_leaves_the_logits_unchanged(stage1):
 
 def test_tau_is_searched_on_the_val_split_where_the_dataset_has_one(stage1, tmp_path):
     model, config = train.load_run(stage1)
-    assert tau_norm.search_tau(model, config, taus=(0.0, 1.0)).split == "val"   # digits-lt holds out a val split
-    on_test = tau_norm.search_tau(model, config, split="test")                 # test only when asked, and said so
+    on_digits_val = tau_norm.search_tau(model, config)      # digits-lt's held-out split of unused images
+    assert on_digits_val.split == "val" and "optimistic" not in on_digits_val.note
+    on_test = tau_norm.search_tau(model, config, split="test")   # only when asked, and said
     assert on_test.split == "test" and "optimistic" in on_test.note
     assert list(on_test.table["tau"]) == list(tau_norm.TAU_GRID)
     assert on_test.table.loc[on_test.table["tau"] == on_test.tau, "balanced_acc"].item() == \
@@ -151,7 +152,10 @@ def test_two_epoch_ride_and_crt_runs_through_the_cli_on_digits(tmp_path):
     evaluated = run_cli("evaluate", "--checkpoint", "crt/last.pt", "--device", "cpu", "--tau-norm", "auto",
                         cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert "chosen on the test split" in evaluated.stdout and "optimistic" in evaluated.stdout
+    assert "chosen by balanced accuracy on the val split" in evaluated.stdout and "optimistic" not in evaluated.stdout
+    on_test = run_cli("evaluate", "--checkpoint", "crt/last.pt", "--device", "cpu", "--tau-norm", "auto",
+                      "--tau-split", "test", cwd=tmp_path)
+    assert on_test.returncode == 0 and "chosen on the test split" in on_test.stdout and "optimistic" in on_test.stdout
     bad = run_cli("evaluate", "--checkpoint", "crt/last.pt", "--tau-norm", "lots", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 

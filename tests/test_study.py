@@ -166,3 +166,22 @@ def test_the_pairs_of_a_study_file_are_compared_seed_by_seed(finished, tmp_path)
     plain = study.Design.of(study.load_study(source))
     assert len(sentences) == len(study.study_conclusions(results, study.contrast_table(results, plain), dynamics,
                                                          plain)) + 1
+
+
+def test_an_update_keeps_the_earlier_rows_of_runs_the_folder_lacks(finished, tmp_path):
+    import shutil
+
+    _, out = finished
+    results = tmp_path / "results"
+    study.write_study_report(out, results, command="test")
+    before = study.read_table(results, "results").set_index(["arm", "seed"])
+    partial = shutil.copytree(out, tmp_path / "partial")
+    shutil.rmtree(partial / "digits-lt" / "weight-only" / "seed1")
+    with pytest.raises(UserError, match="incomplete"):
+        study.write_study_report(partial, tmp_path / "elsewhere", command="test")
+    summary = study.write_study_report(partial, results, command="test", update=True)
+    after = study.read_table(results, "results").set_index(["arm", "seed"])
+    assert len(after) == 6 and after.loc[("weight-only", 1), "balanced"] == before.loc[("weight-only", 1), "balanced"]
+    assert "INCOMPLETE" not in summary.read_text()
+    with pytest.raises(UserError, match="--update keeps the rows"):
+        study.write_study_report(partial, tmp_path / "empty", command="test", update=True)

@@ -210,9 +210,9 @@ def test_accuracy_metrics_report_empty_groups_and_splits_as_none():
 # ----------------------------------------------------------------------------------------------------
 
 def test_run_directory_holds_config_metrics_and_checkpoints(finished_run):
-    # digits-lt has no val split: no best.pt (select_best_on=auto); an NBN run records nbn_dynamics.jsonl
+    # digits-lt's held-out val split selects best.pt (select_best_on=auto); an NBN run records nbn_dynamics.jsonl
     # (skipped_images.txt exists only when a skip_bad_images run left an unreadable image out)
-    assert sorted(os.listdir(finished_run)) == sorted(set(train.RUN_FILES) - {"best.pt", "skipped_images.txt"})
+    assert sorted(os.listdir(finished_run)) == sorted(set(train.RUN_FILES) - {"skipped_images.txt"})
     rows = train.read_metrics(finished_run)
     assert list(rows.columns) == list(train.METRIC_COLUMNS) and list(rows.epoch) == [1, 2]
     last = rows.iloc[-1]
@@ -238,7 +238,9 @@ def test_checkpoints_load_with_weights_only_and_hold_the_state(finished_run):
     assert state["epoch"] == 2 and state["config"]["norm"] == "nbn"
     assert {"model", "optimizer", "scheduler", "scaler", "loss", "loader", "rng", "best"} <= set(state)
     assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
-    assert state["best"] == {"metric": "balanced_acc", "split": None, "value": None, "epoch": None}
+    rows = train.read_metrics(finished_run)
+    assert state["best"] == {"metric": "balanced_acc", "split": "val", "value": rows.val_balanced_acc.max(),
+                             "epoch": int(rows.epoch[rows.val_balanced_acc.idxmax()])}
     assert set(state["nbn_reference"]) == {f"backbone.layer3.{block}.bn2" for block in range(5)}
 
 

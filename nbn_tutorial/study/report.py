@@ -26,7 +26,7 @@ import pandas as pd
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import atomic_write_text, ensure_dir
 from nbn_tutorial.study.contrasts import Design, contrast_table
-from nbn_tutorial.study.runner import PLAN_FILE, read_rows, report_plan
+from nbn_tutorial.study.runner import PLAN_FILE, load_plan, read_rows, report_plan
 from nbn_tutorial.study.spec import load_study, plan_study
 from nbn_tutorial.study.stats import METHOD
 from nbn_tutorial.study.summary import summary_markdown
@@ -115,6 +115,20 @@ def _write(target: Path, name: str, header: list[str], tables: dict[str, pd.Data
     return summary
 
 
+def _plan_after_update(out: Path, plan: dict, results: pd.DataFrame, allow_incomplete: bool) -> dict:
+    """The plan of an updated report: complete (its own description) when the merged rows hold every planned run
+    finished; otherwise refused unless ``allow_incomplete`` (then described as the run folder's plan says)."""
+    finished = {(row["dataset"], row["arm"], f"seed{int(row['seed'])}") for _, row in results.iterrows()
+                if row["status"] == "finished"}
+    missing = [run for run in plan["runs"] if tuple(Path(run).parts[:3]) not in finished]
+    if not missing:
+        return {**plan, "description": load_plan(out).get("description", "")}
+    if not allow_incomplete:
+        raise UserError(f"the updated report would still lack {len(missing)} planned run(s) (first: {missing[0]}); "
+                        "finish them, or report with --allow-incomplete")
+    return plan
+
+
 def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLike | None = None,
                        command: str | None = None, update: bool = False, allow_incomplete: bool = False) -> Path:
     """Write every report file for the study run in ``out_dir`` (see the module docstring); returns summary.md.
@@ -122,7 +136,8 @@ def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLik
     With ``update``, runs the run folder does not hold keep their rows from the tables already in
     ``results_dir`` (whose header lines are kept too)."""
     out = Path(out_dir)
-    rows, plan = read_rows(out), report_plan(out, allow_incomplete)   # refuses unmeasured runs unless allowed
+    # refuses unmeasured runs unless allowed; with update the earlier report may hold them (checked below)
+    rows, plan = read_rows(out), report_plan(out, allow_incomplete or update)
     target = ensure_dir(results_dir if results_dir is not None else out)
     command = command or provenance.command_line()
     tables = {"results": results_frame(rows), "per_class": per_class_frame(rows), "dynamics": dynamics_frame(rows)}
@@ -134,6 +149,7 @@ def write_study_report(out_dir: str | os.PathLike, results_dir: str | os.PathLik
         earlier = [line for line in read_header(target / RESULT_FILES["results"]) if line.startswith("runs")]
         sessions = [*earlier, *[line for line in sessions if line not in earlier]]
         tables = {which: _merge(read_table(target, which), frame) for which, frame in tables.items()}
+        plan = _plan_after_update(out, plan, tables["results"], allow_incomplete)
     tables["_source"] = plan.get("source")
     header = _header(plan["study"], plan.get("description", ""), sessions, command)
     return _write(target, plan["study"], header, tables)
