@@ -1,8 +1,8 @@
 """Executing notebooks with papermill: one notebook, or the numbered sequence sharing one run directory.
 
-`run_sequence` executes notebooks/01..05 in order in a kernel of the current interpreter, passing one
-`run_dir` so later notebooks reuse earlier checkpoints, and records what ran in ``sequence.json``
-(the manifest the report and the sweeps read).
+`run_sequence` executes the numbered notebooks (all eight, or those a profile or ``only`` selects) in order in a
+kernel of the current interpreter, passing one `run_dir` so later notebooks reuse earlier checkpoints, and
+records what ran in ``sequence.json`` (the manifest the report and the sweeps read).
 """
 from __future__ import annotations
 

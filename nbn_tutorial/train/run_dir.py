@@ -1,15 +1,7 @@
 """The run directory: its default name, its files, and the checks before a run starts, resumes or replaces one.
 
-A run directory holds::
-
-    config.yaml     the resolved config
-    metrics.jsonl   one JSON row per evaluated epoch (the source of truth; metrics.csv mirrors it)
-    metrics.csv     the same rows; per_class_acc and alpha as JSON strings
-    nbn_dynamics.jsonl  NBN runs: α and the γ/β norms of every NBN layer after every epoch
-    last.pt         the state at the end of the last saved epoch (resume from here)
-    best.pt         the state at the epoch with the best ``checkpoint_metric`` on the selection split
-                    (a val split; none when the dataset has no val split, see ``select_best_on``)
-    skipped_images.txt  skip_bad_images runs: the unreadable images left out
+A run directory holds the files listed, each with what it holds, in :data:`RUN_FILE_NOTES` (the one list;
+:data:`RUN_FILES` is its names).
 
 It is never overwritten without asking (and --overwrite keeps the previous run until the new one has
 written its first checkpoint), and a run is resumed only with a config that computes the same (run-
@@ -23,19 +15,28 @@ import shutil
 import sys
 from pathlib import Path
 
+from nbn_tutorial import data
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.fileio import ensure_dir, read_yaml_mapping, write_error
 from nbn_tutorial.train.checkpoints import read_checkpoint
 from nbn_tutorial.train.config import RUN_CONTROL_FIELDS, Config, config_to_dict
 from nbn_tutorial.train.config_io import checkpoint_config, config_from_dict
-from nbn_tutorial.train.metric_files import read_metric_rows
-from nbn_tutorial.wording import plural
 from nbn_tutorial.train.guards import check_finite_checkpoint
+from nbn_tutorial.train.metric_files import read_metric_rows
 from nbn_tutorial.train.schedule import learning_rate
-from nbn_tutorial import data
+from nbn_tutorial.wording import plural
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "nbn_dynamics.jsonl", "last.pt", "best.pt",
-             "skipped_images.txt")
+RUN_FILE_NOTES = {   # every file a run directory may hold, and what it holds
+    "config.yaml": "the resolved config",
+    "metrics.jsonl": "one JSON row per evaluated epoch (the source of truth; metrics.csv mirrors it)",
+    "metrics.csv": "the same rows; per_class_acc and alpha as JSON strings",
+    "nbn_dynamics.jsonl": "NBN runs: α and the γ/β norms of every NBN layer after every epoch",
+    "last.pt": "the state at the end of the last saved epoch (resume from here)",
+    "best.pt": "the state at the epoch with the best checkpoint_metric on the selection split (a val split; none "
+               "when the dataset has no val split, see select_best_on)",
+    "skipped_images.txt": "skip_bad_images runs: the unreadable images left out",
+}
+RUN_FILES = tuple(RUN_FILE_NOTES)
 STAGING_DIR = ".overwrite-new"   # where a run replacing another (--overwrite) writes until its first checkpoint
 
 
