@@ -1,7 +1,7 @@
 """The notebook sequence's plumbing: papermill runner, parameter profiles, sweeps, the demo report, and what the
 cells call around their work.
 
-`run_sequence` executes notebooks/01..08 in order in a kernel of the current interpreter, passing one
+`run_sequence` executes the numbered notebooks (01..08) in order in a kernel of the current interpreter, passing one
 `run_dir` so later notebooks reuse earlier checkpoints. Parameters come from a profile in
 notebooks/params/ (or any YAML file). A parameter name is accepted when at least one notebook of
 the sequence declares it in its cell tagged `parameters` (so a profile written for the whole sequence also
@@ -20,7 +20,8 @@ that parameters imply, checked before running), ``hygiene`` (committed form, nbv
 ``tables`` (markdown tables, saving tables and sentences), ``helpers`` (run directory, results, figures),
 ``runs`` (run configs and paths, recording and opening runs, describing models), ``full_runs`` (notebook 05's
 plan and launch commands), ``rebalancing`` (notebook 07's stage-2 runs) and ``studies`` (opening studies,
-their provenance, saving their tables).
+their provenance, saving their tables). A name whose computation moved to a domain (``moved``) raises an
+AttributeError naming its new home.
 """
 from nbn_tutorial import paths
 from nbn_tutorial.notebooks.exercises import (Exercise, is_exercise_cell, list_exercises, student_notebook,
@@ -33,6 +34,7 @@ from nbn_tutorial.notebooks.helpers import (FIGURE_INDEX, FIGURES_SUBDIR, RESULT
 from nbn_tutorial.notebooks.hygiene import CHECK_OUTPUT_MARKER, clean_notebook, clean_notebooks, prepare_notebooks
 from nbn_tutorial.notebooks.implied import check_training_configs
 from nbn_tutorial.notebooks.manifest import check_complete
+from nbn_tutorial.notebooks.moved import MOVED, moved_error
 from nbn_tutorial.notebooks.profiles import (DEFAULT_PROFILE, NOTEBOOK_NAME, SWEEP_PREFIX, check_parameters,
                                              discover_notebooks, list_profiles, load_profile, notebook_parameters,
                                              select_notebooks)
@@ -84,3 +86,8 @@ __all__ = [
     "launch_commands", "train_plan", "preset_table", "write_launch_script", "gpu_plan_note", "train_stage2",
     "open_study", "compound_study", "study_provenance", "save_study_summary", "save_compound_summary",
 ]
+
+
+def __getattr__(name: str):
+    """A name that moved to a domain package (:data:`MOVED`) fails with its new home."""
+    raise moved_error(name)
