@@ -62,7 +62,7 @@ def test_a_config_builds_its_model_with_its_norm_options():
     model = train.build_model_for(config, train.build_datasets(config, ("train",))["train"])
     layers = nbn_nn.nbn_layers(model)
     assert len(layers) == len(nbn_nn.alpha_parameters(model)) > 10                      # all, one α each
-    assert all(float(layer.alpha) == pytest.approx(layer.num_features ** 0.5) for _, layer in layers)
+    assert all(float(layer.alpha.detach()) == pytest.approx(layer.num_features ** 0.5) for _, layer in layers)
 
 
 def test_every_loss_option_reaches_the_loss():
@@ -185,3 +185,19 @@ def test_a_checkpoint_written_with_the_old_key_resumes(tmp_path):
     rows = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     assert train.load_run(resumed)[1].norm_where == "last-stage"
+
+
+def test_build_models_old_keywords_build_the_same_model():
+    build_model = models.build_model
+    torch.manual_seed(0)
+    new = build_model("resnet32", 4, norm="nbn", norm_where="all",
+                      norm_kwargs={"alpha_init": "unit-gamma", "share_alpha": False, "normalize": "weight"})
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match="nbn_where, alpha_init, share_alpha, nbn_normalize"):
+        old = build_model("resnet32", 4, norm="nbn", nbn_where="all", alpha_init="unit-gamma", share_alpha=False,
+                          nbn_normalize="weight")
+    assert new.state_dict().keys() == old.state_dict().keys()
+    assert all(torch.equal(tensor, old.state_dict()[name]) for name, tensor in new.state_dict().items())
+    with pytest.warns(DeprecationWarning, match="norm_options"):
+        cbn = build_model("resnet32", 4, norm="cbn", norm_options={"components": 3})
+    assert [layer.num_components for layer in cbn.modules() if hasattr(layer, "num_components")][:1] == [3]
