@@ -87,7 +87,7 @@ def alpha_relation_answer(results: pd.DataFrame, dataset: str, model: str | None
                        "movement may track how loud the converted layers are rather than the normalisation itself")
         else:
             reading = "the interval includes zero"
-        parts.append(f"final α and the {words} correlate at {found.text()}: {reading}")
+        parts.append(f"final α and the {words} correlate: {found.text()}: {reading}")
     if not parts:
         return f"On {dataset} there are too few NBN runs with an α to relate α to the feature measures."
     return (f"On {dataset}, across the NBN runs ({arms}; an exploratory correlation, not adjusted): "
@@ -136,7 +136,7 @@ def alpha_collapse_answer(results: pd.DataFrame, dynamics: pd.DataFrame, design:
             differences.append(accuracy[seed] - baseline[seed])
     found = correlation(alphas, differences)
     relation = (f"Over the {model or 'NBN'} runs, final α and the balanced-accuracy difference to `{design.baseline}` (same seed) "
-                f"correlate at {found.text()} (exploratory, not adjusted)")
+                f"correlate: {found.text()} (exploratory, not adjusted)")
     return (f"On {dataset}: " + "; ".join(parts) + f". With |α| = a, every converted layer applies a weight and a "
             f"bias of norm a in total over its channels, so an α near 0 switches the converted residual branches "
             f"off. {relation}.")

@@ -143,7 +143,7 @@ class Correlation:
     def text(self) -> str:
         """``r = -0.72 (95% CI -0.83 to -0.55, n = 40)``."""
         if not math.isfinite(self.r):
-            return f"no correlation (n = {self.n})"
+            return f"r not computable (n = {self.n}: fewer than four pairs or no spread)"
         return f"r = {self.r:+.2f} (95% CI {self.low:+.2f} to {self.high:+.2f}, n = {self.n})"
 
 

@@ -38,7 +38,9 @@ def study_conclusions(results: pd.DataFrame, contrasts: pd.DataFrame, dynamics: 
             continue
         sentences.append(arms_answer(results, contrasts, design, dataset, design.baseline))
         if design.reference in arms:
-            sentences.append(arms_answer(results, contrasts, design, dataset, design.reference))
+            against_reference = arms_answer(results, contrasts, design, dataset, design.reference)
+            if against_reference not in sentences:   # with no other arm both answers say the same
+                sentences.append(against_reference)
             sentences.append(feature_answer(results, contrasts, design, dataset))
         model = reference_model(results, dataset, design)
         if len(nbn_runs(results, dataset, model)["arm"].unique()) >= 2:
