@@ -34,9 +34,9 @@ MAX_STDERR_LINES = 3
 SERVER_START_S = 120
 RUN_ALL_S = 240
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+pytestmark = [pytest.mark.alone, pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="no Chromium: the JupyterLab browser test needs Debian's chromium "
-                                       "(apt-get install -y chromium; .ci/run installs it)")
+                                       "(apt-get install -y chromium; .ci/run installs it)")]
 
 SETTINGS = {  # every cell stays in the page (no windowing), and no news or update prompt covers it
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},

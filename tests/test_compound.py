@@ -401,6 +401,7 @@ def test_a_two_epoch_cbn_run_through_the_cli(tmp_path, dual_path):
                                                  text=True, timeout=300, env=env, cwd=ROOT).stdout)
 
 
+@pytest.mark.alone
 def test_dual_path_training_under_torchrun_with_two_processes(tmp_path):
     """DDP (gloo, 2 CPU processes): both paths run in one DDP forward; CBN statistics are per process like plain
     BN's, DDP broadcasts rank 0's running buffers, and the checkpoint evaluates to the logged metrics."""

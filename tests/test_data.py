@@ -171,6 +171,16 @@ def test_bad_loader_options_are_user_errors():
 # digits-lt and fashion-mnist-lt
 # ---------------------------------------------------------------------------------------------------
 
+def test_digits_are_read_exactly_as_scikit_learn_loads_them():
+    from sklearn.datasets import load_digits
+    from nbn_tutorial.data.tensor_sources import digits_pixels
+
+    pixels, labels = digits_pixels()
+    reference = load_digits()
+    assert pixels.shape == (1797, 8, 8) and labels.dtype == np.int64
+    assert np.array_equal(pixels, reference.images) and np.array_equal(labels, reference.target)
+
+
 def test_digits_lt_is_long_tailed_with_a_balanced_test_split():
     train = data.build_dataset("digits-lt", seed=0)
     test = data.build_dataset("digits-lt", split="test", seed=0)

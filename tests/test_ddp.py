@@ -9,6 +9,8 @@ import torch
 
 from nbn_tutorial import train
 
+pytestmark = pytest.mark.alone   # torchrun with two processes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -5,13 +5,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_runs import TINY
 
 from nbn_tutorial import data, diagnosis, models, train
 from nbn_tutorial.errors import UserError
 from nbn_tutorial.nn import NormalizedBatchNorm2d, nbn_layers, normalized_affine
-
-TINY = ["dataset=digits-lt", "batch_size=64", "warmup_epochs=1", "milestones=[]", "lr_decay=[]", "lr=0.05",
-        "device=cpu", "compile=off", "cpu_threads=1"]
 
 
 def _layer(channels: int = 8, **options) -> NormalizedBatchNorm2d:

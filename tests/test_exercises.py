@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 WITH_EXERCISES = [path for path in NOTEBOOKS if runner.list_exercises(path)]
 SOLUTION_KEYS = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
-QUICK_RUN = {"epochs": 5}   # enough for the exercises; the preset's 5 warmup epochs fit
 
 
 def read(path: Path):
@@ -152,27 +151,18 @@ def test_student_versions_equal_what_nbgrader_generate_assignment_writes(tmp_pat
 
 # ------------------------------------------------------------------ running the student versions
 
-@pytest.fixture(scope="module")
-def shared_run_dir(tmp_path_factory):
-    """One run directory for all student runs, so 03 and 05 reuse the baseline 02 trains."""
-    return tmp_path_factory.mktemp("course_runs") / "run"
-
-
-def _parameters(path: Path, run_dir: Path) -> dict:
-    return {key: value for key, value in {**QUICK_RUN, "run_dir": str(run_dir)}.items()
-            if key in runner.notebook_parameters(path)}
-
-
+@pytest.mark.xdist_group("quick_course")
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
-def test_a_student_notebook_stops_at_its_first_exercise_and_passes_with_the_solutions(path, tmp_path,
-                                                                                      shared_run_dir):
+def test_a_student_notebook_stops_at_its_first_exercise_and_passes_with_the_solutions(path, tmp_path, quick_course):
+    """Run with the quick profile over the session's quick-course run directory, so the runs nbval trains (or the
+    first of these tests trains) are loaded, not trained again."""
+    parameters = quick_course.parameters[path.name]
     student_path = tmp_path / path.name
     student = runner.student_notebook(read(path))
     nbformat.write(student, str(student_path))
     first = runner.list_exercises(path)[0]
     with pytest.raises(UserError, match="NotImplementedError") as error:
-        runner.run_notebook(student_path, tmp_path / "executed" / path.name, _parameters(path, shared_run_dir),
-                            progress=False)
+        runner.run_notebook(student_path, tmp_path / "executed" / path.name, parameters, progress=False)
     executed = read(tmp_path / "executed" / path.name)
     failed = [cell for cell in executed.cells if cell.cell_type == "code"
               and any(output.output_type == "error" for output in cell.outputs)]
@@ -186,8 +176,7 @@ def test_a_student_notebook_stops_at_its_first_exercise_and_passes_with_the_solu
         if course.is_solution(cell):
             cell.source = solutions[course.nbgrader_metadata(cell)["grade_id"]]
     nbformat.write(student, str(student_path))
-    runner.run_notebook(student_path, tmp_path / "answered" / path.name, _parameters(path, shared_run_dir),
-                        progress=False)
+    runner.run_notebook(student_path, tmp_path / "answered" / path.name, parameters, progress=False)
 
 
 def test_the_readme_lists_every_exercise_with_its_points():

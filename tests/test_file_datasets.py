@@ -3,8 +3,8 @@
 Trees come from ``tests/image_trees.py``: ImageFolder trees of tiny JPEGs, and an ImageNet-LT-shaped
 folder (JPEGs plus ``ImageNet_LT_{train,val,test}.txt`` in the OLTR ``relative/path label`` format).
 
-The two ``sequence`` tests run notebooks 01-05 on such trees (16-pixel inputs, 6 classes, 1 epoch);
-each takes about two minutes on two CPU cores. Everything else here takes seconds.
+The ``sequence`` test runs notebooks 01-05 once on such a tree (16-pixel inputs, 6 classes, 1 epoch), and 01
+again on the same tree read as an ImageFolder; it takes about a minute. Everything else here takes seconds.
 """
 import os
 from pathlib import Path
@@ -34,37 +34,48 @@ def tiny_preset(folder: Path, norm: str, dataset: str, **fields) -> Path:
     return path
 
 
-def run_sequence_on(tmp_path: Path, dataset: str, data_root: Path) -> Path:
+def run_sequence_on(tmp_path: Path, dataset: str, data_root: Path, only: list[str] = SEQUENCE,
+                    imbalance_factor: float | None = None) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     presets = [tiny_preset(tmp_path, norm, dataset) for norm in ("bn", "nbn")]
-    params = {"config": str(presets[0]), "dataset": dataset, "imbalance_factor": None, "epochs": 1, "seed": 0,
-              "device": "cpu", "data_root": str(data_root), "configs": [str(p) for p in presets], "seeds": [0],
+    params = {"config": str(presets[0]), "dataset": dataset, "imbalance_factor": imbalance_factor, "epochs": 1,
+              "seed": 0, "device": "cpu", "data_root": str(data_root), "configs": [str(p) for p in presets], "seeds": [0],
               "train_here": True}
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
-    return runner.run_sequence(params_file=params_file, out_dir=tmp_path / "out", only=SEQUENCE, progress=False)
+    return runner.run_sequence(params_file=params_file, out_dir=tmp_path / "out", only=only, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------------
 # The notebook sequence on file datasets (about two minutes each)
 # ---------------------------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def file_tree(tmp_path_factory) -> Path:
+    """One ImageNet-LT-shaped tree for the notebook runs: OLTR list files over train/ and val/ class folders, so
+    the same images also read as an ImageFolder tree with its own splits (<root>/ImageNet_LT)."""
+    folder = tmp_path_factory.mktemp("file_tree")
+    write_oltr_tree(folder / "data", [120, 60, 30, 12, 6, 3], held_out_per_class=4)
+    return folder / "data"
+
+
 @pytest.mark.sequence
-def test_sequence_01_to_05_runs_on_an_imagefolder_tree(tmp_path):
-    tree = write_image_folder(tmp_path / "flowers", [30] * 6)
-    out = run_sequence_on(tmp_path, "imagefolder-lt", tree)
+def test_sequence_01_to_05_runs_once_on_a_file_tree_read_through_its_list_files_and_01_as_an_imagefolder(
+        file_tree, tmp_path):
+    """The sequence runs once, on the list files (imagenet-lt); notebook 01, where reading an ImageFolder tree
+    differs (its class folders walked, its samples figure), runs again on the same tree read as an ImageFolder.
+    Merged from two tests that each ran 01-05 on its own tree; every assertion of both is kept."""
+    out = run_sequence_on(tmp_path / "lists", "imagenet-lt", file_tree)
     results = runner.read_results(out / "run")
     assert set(results) == {"bn", "nbn"} and all(np.isfinite(v["overall"]) for v in results.values())
-    assert (out / "run" / "figures" / "class_samples.png").is_file()   # notebook 01's cell that failed before
-    assert runner.build_report(out).is_file()
-
-
-@pytest.mark.sequence
-def test_sequence_01_to_05_runs_on_an_imagenet_lt_shaped_tree(tmp_path):
-    write_oltr_tree(tmp_path / "data", [120, 60, 30, 12, 6, 3], held_out_per_class=4)
-    out = run_sequence_on(tmp_path, "imagenet-lt", tmp_path / "data")
-    assert set(runner.read_results(out / "run")) == {"bn", "nbn"}
     seeds = (out / "run" / f"{runner.SEED_TABLE}.md").read_text()
     assert "imagenet-lt" in seeds
+    assert runner.build_report(out).is_file()
+
+    folder_out = run_sequence_on(tmp_path / "folder", "imagefolder-lt", file_tree / "ImageNet_LT", only=["01"],
+                                 imbalance_factor=1.0)   # the tree is long-tailed already
+    assert (folder_out / "run" / "figures" / "class_samples.png").is_file()   # notebook 01's cell that failed before
+    assert (out / "run" / "figures" / "class_samples.png").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import torch
 import yaml
 from image_trees import write_oltr_tree
 from cli_tools import cli_options, error_line, run_cli, write_notebook
+from tiny_runs import TINY_ARGS, tiny_config
 
 from nbn_tutorial import data, train
 from nbn_tutorial import notebooks as runner
@@ -20,13 +21,6 @@ from nbn_tutorial.errors import UserError
 from nbn_tutorial.train.checkpoints import write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["dataset=digits-lt", "batch_size=64", "warmup_epochs=1", "milestones=[]", "lr_decay=[]", "lr=0.05",
-        "device=cpu", "compile=off", "cpu_threads=1"]
-TINY_ARGS = [arg for item in TINY for arg in ("--set", item)]
-
-
-def tiny_config(*overrides: str) -> train.Config:
-    return train.load_config(None, [*TINY, *overrides])
 
 
 def rows_without_time(run_dir: Path) -> list[dict]:
@@ -38,10 +32,10 @@ def run_files(run_dir: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(run_dir.iterdir()) if path.is_file()}
 
 
-@pytest.fixture(scope="module")
-def one_epoch_run(tmp_path_factory) -> Path:
-    """A finished 1-epoch BN run (read-only for the tests that use it)."""
-    return train.train(tiny_config("epochs=1"), tmp_path_factory.mktemp("runs") / "one", progress=False)
+@pytest.fixture
+def one_epoch_run(tiny_bn_run) -> Path:
+    """A finished 1-epoch BN run (the session's, read-only for the tests that use it)."""
+    return tiny_bn_run
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -390,6 +390,7 @@ def _ddp_worker(rank: int, port: int) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.alone
 def test_ddp_broadcast_keeps_layers_on_the_shared_alpha():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -189,9 +189,11 @@ def test_plain_papermill_runs_a_notebook_with_its_defaults_and_overrides(tmp_pat
     assert (tmp_path / "run" / "figures" / "class_samples.png").exists()
 
 
-def test_nbval_runs_every_notebook_with_the_quick_profile(tmp_path):
-    """Executes the whole quick sequence under nbval; stored NBVAL_CHECK_OUTPUT outputs must match."""
-    prepared = runner.prepare_notebooks(tmp_path, "quick")
+@pytest.mark.xdist_group("quick_course")
+def test_nbval_runs_every_notebook_with_the_quick_profile(quick_course):
+    """Executes the whole quick sequence under nbval; stored NBVAL_CHECK_OUTPUT outputs must match. It trains the
+    quick runs into the session's quick-course run directory unless the exercise tests trained them first."""
+    prepared, tmp_path = quick_course.prepared, quick_course.folder
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
                "--nbval-sanitize-with", str(ROOT / "notebooks" / "sanitize.cfg"), "--nbval-cell-timeout", "300",
                *map(str, prepared)]

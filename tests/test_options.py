@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import TINY
 
 from nbn_tutorial import data, losses, models, train
 from nbn_tutorial import nn as nbn_nn
@@ -20,8 +21,6 @@ from nbn_tutorial.registry import Registry
 from nbn_tutorial.study.runner import _same_config
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nbn_tutorial"
-TINY = ["dataset=digits-lt", "batch_size=64", "warmup_epochs=1", "milestones=[]", "lr_decay=[]", "lr=0.05",
-        "device=cpu", "compile=off", "cpu_threads=1"]
 COMPONENT_OPTIONS = (nbn_nn.NormPlacement, nbn_nn.NBNOptions, nbn_nn.CBNOptions, models.RIDEOptions,
                      train.DualPathOptions, losses.LossOptions)
 

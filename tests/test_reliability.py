@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 from cli_tools import cli_options, error_line, run_cli
+from tiny_runs import TINY_ARGS, tiny_config
 
 from nbn_tutorial import study, train
 from nbn_tutorial.errors import UserError
@@ -22,21 +23,14 @@ from nbn_tutorial.train.lock import LOCK_FILE
 from nbn_tutorial.wording import plural
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["dataset=digits-lt", "batch_size=64", "warmup_epochs=1", "milestones=[]", "lr_decay=[]", "lr=0.05",
-        "device=cpu", "compile=off", "cpu_threads=1"]
-TINY_ARGS = [arg for item in TINY for arg in ("--set", item)]
 HOLD_LOCK = ("import sys, time\nfrom nbn_tutorial.train.lock import folder_lock\n"
              "with folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
 
 
-def tiny_config(*overrides: str) -> train.Config:
-    return train.load_config(None, [*TINY, *overrides])
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """A finished 1-epoch BN run (tests copy it before changing anything)."""
-    return train.train(tiny_config("epochs=1"), tmp_path_factory.mktemp("runs") / "one", progress=False)
+@pytest.fixture
+def finished_run(tiny_bn_run) -> Path:
+    """A finished 1-epoch BN run (the session's; tests copy it before changing anything)."""
+    return tiny_bn_run
 
 
 def copy_run(source: Path, target: Path) -> Path:

@@ -5,12 +5,12 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+import tiny_runs
 
 from nbn_tutorial import train
 from nbn_tutorial.errors import UserError
 
-TINY = ["dataset=digits-lt", "batch_size=64", "warmup_epochs=1", "milestones=[]", "lr_decay=[]", "lr=0.05",
-        "device=cpu", "compile=off", "cpu_threads=1", "epochs=2"]
+TINY = [*tiny_runs.TINY, "epochs=2"]
 
 
 def test_without_a_val_split_no_best_checkpoint_is_chosen(tmp_path):
@@ -56,7 +56,7 @@ def _tree(root, splits=("train", "val", "test"), classes=3, per_class=(12, 4, 4)
 def test_an_imagefolder_tree_with_its_own_val_split_selects_on_val(tmp_path):
     tree = _tree(tmp_path / "tree")
     config = train.load_config(None, [*TINY, "dataset=imagefolder-lt", f"data_root={tree}", "imbalance_factor=2",
-                                       "num_workers=0", "batch_size=8"])
+                                       "image_size=16", "num_workers=0", "batch_size=8"])
     run = train.train(config, tmp_path / "run", progress=False)
     rows = train.read_metrics(run)
     assert rows["val_balanced_acc"].notna().all()
@@ -68,5 +68,5 @@ def test_an_imagefolder_tree_with_its_own_val_split_selects_on_val(tmp_path):
 def test_a_val_split_that_is_the_test_split_does_not_count(tmp_path):
     tree = _tree(tmp_path / "tree", splits=("train", "val"), per_class=(12, 4))
     config = train.load_config(None, [*TINY, "dataset=imagefolder-lt", f"data_root={tree}", "imbalance_factor=2",
-                                       "num_workers=0", "batch_size=8"])
+                                       "image_size=16", "num_workers=0", "batch_size=8"])
     assert train.selection_split(config) is None

@@ -26,10 +26,10 @@ def stage2_options(stage1: Path, trainable: str, *extra: str) -> list[str]:
     return [f"init_from={stage1 / 'last.pt'}", f"trainable={trainable}", "sampler=class-balanced", *extra]
 
 
-@pytest.fixture(scope="module")
-def stage1(tmp_path_factory) -> Path:
-    """A 2-epoch NBN stage-1 run (BN layers, NBN α and a linear head to re-balance)."""
-    return train.train(tiny_config("epochs=2", "norm=nbn"), tmp_path_factory.mktemp("stage1") / "run", progress=False)
+@pytest.fixture
+def stage1(tiny_nbn_run) -> Path:
+    """A 2-epoch NBN stage-1 run (BN layers, NBN α and a linear head to re-balance): the session's NBN run."""
+    return tiny_nbn_run
 
 
 def checkpoint_model(path: Path) -> dict[str, torch.Tensor]:
@@ -160,6 +160,7 @@ def test_two_epoch_ride_and_crt_runs_through_the_cli_on_digits(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 
+@pytest.mark.alone
 def test_crt_with_class_balanced_sampling_runs_under_torchrun_with_a_frozen_backbone(stage1, tmp_path):
     out = tmp_path / "ddp-crt"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",

@@ -9,17 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny_runs import tiny_config
 
 from nbn_tutorial import train
 from nbn_tutorial.errors import UserError
 
 # Small, fast digits-lt runs (about a second per epoch on 2 CPU cores).
-TINY = ["dataset=digits-lt", "batch_size=64", "warmup_epochs=1", "milestones=[]", "lr_decay=[]", "lr=0.05",
-        "device=cpu", "compile=off", "cpu_threads=1"]
-
-
-def tiny_config(*overrides: str) -> train.Config:
-    return train.load_config(None, [*TINY, *overrides])
 
 
 def rows_without_time(run_dir: Path) -> list[dict]:
@@ -27,11 +22,10 @@ def rows_without_time(run_dir: Path) -> list[dict]:
             for row in train.read_metrics(run_dir).to_dict("records")]
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """A 2-epoch NBN run trained straight through (shared by the read-only tests below)."""
-    run_dir = tmp_path_factory.mktemp("runs") / "straight"
-    return train.train(tiny_config("epochs=2", "norm=nbn"), run_dir, progress=False)
+@pytest.fixture
+def finished_run(tiny_nbn_run) -> Path:
+    """A 2-epoch NBN run trained straight through (the session's, shared by the read-only tests below)."""
+    return tiny_nbn_run
 
 
 # ----------------------------------------------------------------------------------------------------

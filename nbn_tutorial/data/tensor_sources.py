@@ -45,14 +45,29 @@ TensorSource = Callable[[Path, int, bool], TensorArrays]  # (data root, seed, do
 TENSOR_SOURCES: Registry[TensorSource] = Registry("tensor dataset")
 
 
+def digits_pixels() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ([1797, 8, 8] float pixels 0..16, int64 labels), exactly `load_digits()`'s.
+
+    Read from the CSV that scikit-learn ships, without importing scikit-learn: that import costs every
+    process training on digits about 1.3 s (a test compares both ways)."""
+    import importlib.util   # deferred: only the digits path needs it
+
+    spec = importlib.util.find_spec("sklearn")
+    csv = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if csv is None or not csv.is_file():   # another scikit-learn layout: ask it
+        from sklearn.datasets import load_digits   # deferred: scikit-learn: heavy, only this fallback needs it
+
+        digits = load_digits()
+        return digits.images, digits.target.astype(np.int64)
+    data = np.loadtxt(csv, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
+
+
 @TENSOR_SOURCES.register("digits-lt")
 def digits_arrays(root: Path, seed: int, download: bool) -> TensorArrays:
     """scikit-learn's embedded 8x8 digits scaled to 0..255, with a seeded class-balanced test split."""
-    from sklearn.datasets import load_digits   # deferred: scikit-learn: heavy, only this function needs it
-
-    digits = load_digits()
-    images = np.round(digits.images * (255 / 16)).astype(np.uint8)[:, None]  # 0..16 -> 0..255
-    targets = digits.target.astype(np.int64)
+    pixels, targets = digits_pixels()
+    images = np.round(pixels * (255 / 16)).astype(np.uint8)[:, None]  # 0..16 -> 0..255
     rng = np.random.RandomState(seed)
     is_test = np.zeros(len(targets), dtype=bool)
     for label in range(10):
