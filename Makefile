@@ -18,10 +18,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nbn-tutorial notebooks run --profile quick --out runs/demo --report
 
-# Two passes: the tests in parallel (one worker per core, pytest-xdist), then those marked `alone` (a browser,
-# several processes) one at a time; both always run, and the target fails if either failed.
+# Two passes: the tests in parallel (pytest-xdist: one worker per core, each file on one worker, heavy files first),
+# then those marked `alone` (a browser, several processes) one at a time; both always run, and the target fails if
+# either failed.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not alone"; parallel=$$?; \
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not alone"; parallel=$$?; \
 	$(BIN)/python -m pytest -m alone; alone=$$?; \
 	test $$parallel -eq 0 && test $$alone -eq 0
 

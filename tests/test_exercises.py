@@ -3,8 +3,9 @@
 The committed notebooks are the instructor versions (solutions in); they run under nbval like any
 notebook (tests/test_notebooks.py). Here: every exercise is a solution cell followed by an autograded
 test cell whose hidden part compares the answer with the package's function; the student versions are
-what `nbgrader generate_assignment` makes of the instructor notebooks, byte for byte; a student
-notebook stops at its first exercise with NotImplementedError, and passes once the solutions are back.
+what `nbgrader generate_assignment` makes of the instructor notebooks, byte for byte. Running them (a student
+notebook stops at its first exercise with NotImplementedError, and passes once the solutions are back) is in
+tests/test_quick_course.py, with the other executions of the real notebooks over one run directory.
 """
 import ast
 import os
@@ -147,36 +148,6 @@ def test_student_versions_equal_what_nbgrader_generate_assignment_writes(tmp_pat
         theirs = (tmp_path / "course" / "release" / "ps1" / path.name).read_text(encoding="utf-8")
         assert (tmp_path / "ours" / path.name).read_text(encoding="utf-8") == theirs, path.name
     assert len(ours) == len(NOTEBOOKS)
-
-
-# ------------------------------------------------------------------ running the student versions
-
-@pytest.mark.xdist_group("quick_course")
-@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
-def test_a_student_notebook_stops_at_its_first_exercise_and_passes_with_the_solutions(path, tmp_path, quick_course):
-    """Run with the quick profile over the session's quick-course run directory, so the runs nbval trains (or the
-    first of these tests trains) are loaded, not trained again."""
-    parameters = quick_course.parameters[path.name]
-    student_path = tmp_path / path.name
-    student = runner.student_notebook(read(path))
-    nbformat.write(student, str(student_path))
-    first = runner.list_exercises(path)[0]
-    with pytest.raises(UserError, match="NotImplementedError") as error:
-        runner.run_notebook(student_path, tmp_path / "executed" / path.name, parameters, progress=False)
-    executed = read(tmp_path / "executed" / path.name)
-    failed = [cell for cell in executed.cells if cell.cell_type == "code"
-              and any(output.output_type == "error" for output in cell.outputs)]
-    assert len(failed) == 1 and course.nbgrader_metadata(failed[0])["grade_id"] in (first.solution_id,
-                                                                                   first.test_id), str(error.value)
-    assert failed[0].outputs[-1].ename == "NotImplementedError"
-
-    solutions = {course.nbgrader_metadata(cell)["grade_id"]: cell.source for cell in read(path).cells
-                 if course.is_solution(cell)}
-    for cell in student.cells:   # the student's answers: the instructor's solutions put back
-        if course.is_solution(cell):
-            cell.source = solutions[course.nbgrader_metadata(cell)["grade_id"]]
-    nbformat.write(student, str(student_path))
-    runner.run_notebook(student_path, tmp_path / "answered" / path.name, parameters, progress=False)
 
 
 def test_the_readme_lists_every_exercise_with_its_points():

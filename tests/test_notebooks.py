@@ -1,4 +1,4 @@
-"""The committed notebooks: their shape, their stored outputs, and nbval over the quick profile.
+"""The committed notebooks: their shape and their stored outputs (nbval runs them in tests/test_quick_course.py).
 
 Decision: notebooks are committed WITHOUT outputs (clean diffs; executed copies live in runs/demo),
 except the cells marked `# NBVAL_CHECK_OUTPUT` (counts tables, model descriptions): they keep their
@@ -187,16 +187,3 @@ def test_plain_papermill_runs_a_notebook_with_its_defaults_and_overrides(tmp_pat
     summary = code_cells(read(executed))[-1].outputs[0].data["text/markdown"]
     assert f"measured imbalance factor {counts.max() / counts.min():.1f}" in summary  # the override reached the data
     assert (tmp_path / "run" / "figures" / "class_samples.png").exists()
-
-
-@pytest.mark.xdist_group("quick_course")
-def test_nbval_runs_every_notebook_with_the_quick_profile(quick_course):
-    """Executes the whole quick sequence under nbval; stored NBVAL_CHECK_OUTPUT outputs must match. It trains the
-    quick runs into the session's quick-course run directory unless the exercise tests trained them first."""
-    prepared, tmp_path = quick_course.prepared, quick_course.folder
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-               "--nbval-sanitize-with", str(ROOT / "notebooks" / "sanitize.cfg"), "--nbval-cell-timeout", "300",
-               *map(str, prepared)]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1500)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert f"{sum(len(code_cells(read(p))) for p in prepared)} passed" in result.stdout
