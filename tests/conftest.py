@@ -16,9 +16,9 @@ import pytest
 
 # Handed out first under xdist, longest first (seconds measured in benchmarks/results/*test-durations*): a
 # long file that starts last would leave the other worker idle at the end.
-HEAVY_FIRST = ("test_quick_course", "test_file_datasets", "test_hardening", "test_data_identity",
-               "test_reliability", "test_stage2", "test_progress", "test_benchmarks", "test_selection", "test_report_protocols",
-               "test_compound", "test_wheel", "test_runner", "test_cli")
+HEAVY_FIRST = ("test_quick_course", "test_file_datasets", "test_progress", "test_benchmarks", "test_hardening",
+               "test_runner", "test_study", "test_rebalancing_study", "test_train", "test_wheel", "test_notebooks",
+               "test_compound_study", "test_reliability", "test_data_identity", "test_stage2", "test_compound")
 
 
 def _under_xdist() -> bool:

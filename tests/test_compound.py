@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_tools import run_cli
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -382,10 +383,8 @@ def test_usage_tables_and_sentences_read_the_component_match():
 @pytest.mark.parametrize("dual_path", ["false", "true"])
 def test_a_two_epoch_cbn_run_through_the_cli(tmp_path, dual_path):
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "nbn_tutorial", "train", "--config", "quick_digits_cbn", "--set", "epochs=2",
-               "--set", f"cbn_dual_path={dual_path}", "--set", "device=cpu", "--out", str(out), "--no-progress"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    result = run_cli("train", "--config", "quick_digits_cbn", "--set", "epochs=2", "--set",
+                     f"cbn_dual_path={dual_path}", "--set", "device=cpu", "--out", str(out), "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = train.read_metrics(out)
     assert list(rows.epoch) == [1, 2] and rows["balanced_acc"].between(0, 1).all()
@@ -396,9 +395,7 @@ def test_a_two_epoch_cbn_run_through_the_cli(tmp_path, dual_path):
     assert not any(key.startswith("model.") for key in state["model"])   # the dual-path wrapper is not saved
     evaluated = train.evaluate_checkpoint(out / "last.pt", device="cpu")
     assert evaluated["balanced_acc"] == rows.iloc[-1]["balanced_acc"]
-    assert re.search(r"balanced", subprocess.run([sys.executable, "-m", "nbn_tutorial", "evaluate", "--checkpoint",
-                                                  str(out / "last.pt"), "--device", "cpu"], capture_output=True,
-                                                 text=True, timeout=300, env=env, cwd=ROOT).stdout)
+    assert re.search(r"balanced", run_cli("evaluate", "--checkpoint", str(out / "last.pt"), "--device", "cpu").stdout)
 
 
 @pytest.mark.alone

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from cli_tools import run_cli
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbn_tutorial import notebooks as runner
@@ -114,17 +115,17 @@ def test_misplaced_markup_is_a_user_error(source, metadata, message):
 
 
 def test_cli_writes_the_student_versions_and_never_overwrites_silently(tmp_path):
-    command = [sys.executable, "-m", "nbn_tutorial", "notebooks", "exercises", "--out", str(tmp_path / "students")]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    command = ("notebooks", "exercises", "--out", str(tmp_path / "students"))
+    first = run_cli(*command, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert sorted(p.name for p in (tmp_path / "students").glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
     count = sum(len(runner.list_exercises(path)) for path in NOTEBOOKS)
     assert f"({count} exercises" in first.stdout
     (tmp_path / "students" / NOTEBOOKS[0].name).write_text("edited by the teacher")
-    second = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    second = run_cli(*command, cwd=tmp_path)
     assert second.returncode == 2 and second.stderr.startswith("error: ") and "--overwrite" in second.stderr
     assert (tmp_path / "students" / NOTEBOOKS[0].name).read_text() == "edited by the teacher"
-    third = subprocess.run([*command, "--overwrite"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    third = run_cli(*command, "--overwrite", cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     for path in NOTEBOOKS:   # every student notebook holds no solution and no hidden test
         text = (tmp_path / "students" / path.name).read_text()

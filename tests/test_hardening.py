@@ -223,7 +223,7 @@ def test_a_larger_epochs_extends_a_finished_run(tmp_path, capsys):
 
 
 def test_run_environment_keys_never_block_a_resume(tmp_path):
-    run = train.train(tiny_config("epochs=2", "stop_after_epochs=1", "device=cpu", "num_workers=2"), tmp_path / "r",
+    run = train.train(tiny_config("epochs=2", "stop_after_epochs=1", "device=cpu", "num_workers=1"), tmp_path / "r",
                       progress=False)
     moved = tiny_config("epochs=2", "device=auto", "num_workers=0", f"data_root={tmp_path}", "cpu_threads=2",
                         f"list_dir={tmp_path}", "skip_bad_images=true", "max_loss=null")

@@ -4,11 +4,10 @@ combined with `--profile` and `-f` in command-line order (later wins), for `note
 Executed on the tiny notebooks of tests/test_runner.py (real papermill, real kernels).
 """
 import json
-import subprocess
-import sys
 
 import pytest
-from test_runner import ROOT, injected_parameters, tiny, write_notebook, write_yaml  # noqa: F401 (tiny: fixture)
+from cli_tools import run_cli
+from test_runner import injected_parameters, tiny, write_notebook, write_yaml  # noqa: F401 (tiny: fixture)
 
 from nbn_tutorial import notebooks as runner
 from nbn_tutorial.errors import UserError
@@ -56,9 +55,7 @@ def test_python_api_takes_profile_file_and_parameters_together(tiny, tmp_path):
 
 
 def test_cli_p_with_an_unknown_name_is_one_sentence(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "notebooks", "run", "--profile", "quick", "-p",
-                             "epochz", "3", "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
+    result = run_cli("notebooks", "run", "--profile", "quick", "-p", "epochz", "3", "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and result.stderr.startswith("error: unknown parameter 'epochz'"), result.stderr
     assert "did you mean 'epochs'" in result.stderr and "Traceback" not in result.stderr
 

@@ -1,4 +1,8 @@
-"""The real notebooks executed with the quick profile (as `make demo` runs them), over one run directory.
+"""The real notebooks executed with the quick profile (as `make demo` runs them, but shorter), over one run directory.
+
+No test trains longer than its assertions need: the profile's epochs are cut (`SHORTER`), since neither the
+NBVAL_CHECK_OUTPUT outputs nor the notebooks' own asserts depend on how long the quick runs train (each still
+runs past its warm-up); `make demo` runs the quick profile in full.
 
 Every test here shares the module's quick-course run directory: whichever execution comes first trains a run,
 the later ones load it (`load_or_train`), so each quick run is trained once per test session. pytest-xdist's
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from nbn_tutorial import notebooks as runner
 from nbn_tutorial.errors import UserError
@@ -30,9 +35,12 @@ def read(path: Path):
     return nbformat.read(str(path), as_version=4)
 
 
+SHORTER = {"epochs": 10, "ride_epochs": 6, "cbn_epochs": 6}   # the quick profile's 30, 15 and 10
+
+
 @dataclass(frozen=True)
 class QuickCourse:
-    """The eight notebooks prepared with the quick profile over one run directory."""
+    """The eight notebooks prepared with the shortened quick profile over one run directory."""
 
     folder: Path
     prepared: list[Path]
@@ -42,12 +50,14 @@ class QuickCourse:
 @pytest.fixture(scope="module")
 def quick_course(tmp_path_factory) -> QuickCourse:
     folder = tmp_path_factory.mktemp("quick_course")
-    prepared = runner.prepare_notebooks(folder, "quick")
-    shares = shares_with_run_dir(runner.load_profile("quick"), NOTEBOOKS, (folder / runner.RUN_SUBDIR).resolve())
+    profile = folder / "quick_shorter.yaml"
+    profile.write_text(yaml.safe_dump({**runner.load_profile("quick"), **SHORTER}))
+    prepared = runner.prepare_notebooks(folder, profile)
+    shares = shares_with_run_dir(runner.load_profile(profile), NOTEBOOKS, (folder / runner.RUN_SUBDIR).resolve())
     return QuickCourse(folder, prepared, {path.name: values for path, values in shares.items()})
 
 
-def test_nbval_runs_every_notebook_with_the_quick_profile(quick_course):
+def test_nbval_runs_every_notebook_with_the_shortened_quick_profile(quick_course):
     """Executes the whole quick sequence under nbval; stored NBVAL_CHECK_OUTPUT outputs must match."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
                "--nbval-sanitize-with", str(ROOT / "notebooks" / "sanitize.cfg"), "--nbval-cell-timeout", "300",

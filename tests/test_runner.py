@@ -5,20 +5,17 @@ about a second each); the profiles and parameter checks also run against the rea
 """
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
-from cli_tools import write_notebook
+from cli_tools import run_cli, write_notebook
 
 from nbn_tutorial import notebooks as runner
 from nbn_tutorial import paths
 from nbn_tutorial.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_PROFILES = {"quick", "fashion", "cifar10-lt", "cifar100-lt", "imagenet-lt", "inat2018"}
 
 
@@ -161,8 +158,7 @@ def test_failing_cell_is_reported_by_notebook_and_cell_and_the_copy_kept(tiny, t
 
 def test_cli_reports_an_unknown_parameter_in_one_sentence(tmp_path):
     params = write_yaml(tmp_path / "p.yaml", {"epochz": 1})
-    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "notebooks", "run", "-f", str(params),
-                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = run_cli("notebooks", "run", "-f", str(params), "--out", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: unknown parameter 'epochz'") and "Traceback" not in result.stderr
 

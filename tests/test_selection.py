@@ -1,9 +1,8 @@
 """Selection honesty: best.pt comes from a val split, or does not exist; choosing on test is opt-in and said."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli_tools import run_cli
 from PIL import Image
 import tiny_runs
 
@@ -29,8 +28,7 @@ def test_selecting_on_test_is_opt_in_and_says_so(tmp_path):
     assert state["best"]["split"] == "test" and state["role"] == "best"
     assert train.evaluate_checkpoint(run / "best.pt", device="cpu")["selected_on"] == "test"
     assert train.evaluate_checkpoint(run / "last.pt", device="cpu")["selected_on"] is None
-    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "evaluate", "--checkpoint", str(run / "best.pt")],
-                            capture_output=True, text=True, timeout=300)
+    result = run_cli("evaluate", "--checkpoint", str(run / "best.pt"))
     assert result.returncode == 0 and "selected on the test split" in result.stdout
 
 

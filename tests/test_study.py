@@ -1,10 +1,9 @@
 """The study runner on a real (tiny) digits grid: plan, parallel runs, resume, report, paired intervals."""
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli_tools import run_cli
 import yaml
 from scipy import stats
 
@@ -28,7 +27,7 @@ def write_study(path, **changes):
 def finished(tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     source = write_study(folder / "tiny.yaml")
-    out = study.run_study(source, folder / "out", jobs=2, progress=False)
+    out = study.run_study(source, folder / "out", jobs=1, progress=False)
     return source, out
 
 
@@ -69,8 +68,7 @@ def test_every_run_is_measured(finished):
 
 def test_running_again_skips_measured_runs_and_refuses_changed_settings(finished, tmp_path):
     source, out = finished
-    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "study", "run", str(source), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = run_cli("study", "run", str(source), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "6 already measured, 0 to run" in result.stdout
     changed = write_study(tmp_path / "tiny.yaml", datasets={"digits-lt": {"preset": "quick_digits_bn", "seeds": 2,
@@ -111,9 +109,7 @@ def test_the_readme_block_is_rewritten_from_the_report(finished, tmp_path):
     _, out = finished
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- study:tiny:start -->\nold numbers\n<!-- study:tiny:end -->\noutro\n")
-    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "study", "report", str(out), "--out",
-                             str(tmp_path / "results"), "--readme", str(readme)], capture_output=True, text=True,
-                            timeout=300)
+    result = run_cli("study", "report", str(out), "--out", str(tmp_path / "results"), "--readme", str(readme))
     assert result.returncode == 0, result.stderr
     text = readme.read_text()
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")

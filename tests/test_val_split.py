@@ -1,12 +1,11 @@
 """The held-out val split of the in-memory datasets: drawn from the training images the long tail leaves
 unused, disjoint from train and test (by index and by content), and never changing a training subset."""
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_tools import run_cli
 import torch
 
 from nbn_tutorial import data, train
@@ -83,8 +82,7 @@ def test_fashion_val_is_class_balanced_and_disjoint(fashion_root):
 
 
 def test_data_stats_shows_the_val_split():
-    result = subprocess.run([sys.executable, "-m", "nbn_tutorial", "data", "stats", "digits-lt"],
-                            capture_output=True, text=True, timeout=120)
+    result = run_cli("data", "stats", "digits-lt")
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if line.startswith("class"))
     assert header.split() == ["class", "name", "train", "val", "test", "group"]
