@@ -4,7 +4,7 @@ The committed notebooks are the instructor versions (solutions in); they run und
 notebook (tests/test_notebooks.py). Here: every exercise is a solution cell followed by an autograded
 test cell whose hidden part compares the answer with the package's function; the student versions are
 what `nbgrader generate_assignment` makes of the instructor notebooks, byte for byte. Running them (a student
-notebook stops at its first exercise with NotImplementedError, and passes once the solutions are back) is in
+notebook stops at its first exercise with NotImplementedError, and runs on once the solutions are in) is in
 tests/test_quick_course.py, with the other executions of the real notebooks over one run directory.
 """
 import ast
@@ -100,6 +100,14 @@ def test_student_notebook_stubs_solutions_and_drops_hidden_tests():
     assert solution.metadata["deletable"] is False and "editable" not in solution.metadata
     assert tests.metadata["deletable"] is False and tests.metadata["editable"] is False
     assert tests.metadata.nbgrader["checksum"] == course.checksum(tests)
+
+
+def test_the_runner_names_the_exercise_a_student_notebook_stops_at(tmp_path):
+    student = runner.student_notebook(_synthetic_notebook())
+    student.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(student, str(tmp_path / "student.ipynb"))
+    with pytest.raises(UserError, match=r"student.ipynb failed in cell 2: NotImplementedError"):
+        runner.run_notebook(tmp_path / "student.ipynb", tmp_path / "executed.ipynb", progress=False)
 
 
 @pytest.mark.parametrize("source, metadata, message", [

@@ -9,8 +9,8 @@ the later ones load it (`load_or_train`), so each quick run is trained once per 
 `--dist loadfile` (`make test`) keeps this file on one worker. Here:
 
 - nbval over all eight notebooks: every cell runs, and the stored NBVAL_CHECK_OUTPUT outputs must match;
-- course mode: a student notebook stops at its first exercise with NotImplementedError, and runs through once
-  the instructor's solutions are put back.
+- course mode: a student notebook stops at its first exercise with NotImplementedError and, in the same kernel
+  (as a learner works), runs on to the end once the instructor's solutions are put in.
 """
 import subprocess
 import sys
@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 import yaml
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from nbn_tutorial import notebooks as runner
-from nbn_tutorial.errors import UserError
 from nbn_tutorial.notebooks import exercises as course
-from nbn_tutorial.notebooks.runner import shares_with_run_dir
+from nbn_tutorial.notebooks.runner import _kernel_manager_class, shares_with_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
@@ -69,25 +71,50 @@ def test_nbval_runs_every_notebook_with_the_shortened_quick_profile(quick_course
 
 
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
-def test_a_student_notebook_stops_at_its_first_exercise_and_passes_with_the_solutions(path, tmp_path, quick_course):
-    parameters = quick_course.parameters[path.name]
-    student_path = tmp_path / path.name
-    student = runner.student_notebook(read(path))
-    nbformat.write(student, str(student_path))
+def test_a_student_notebook_stops_at_its_first_exercise_and_runs_on_with_the_solutions(path, tmp_path, quick_course):
+    """A learner's flow in one kernel: run all, stop at the first exercise with NotImplementedError, put the
+    instructor's solutions in and run on from that exercise to the end (nbval above runs the instructor's
+    notebook, hidden tests included, in a fresh kernel)."""
+    student = prepared_student(path, quick_course.parameters[path.name], tmp_path)
     first = runner.list_exercises(path)[0]
-    with pytest.raises(UserError, match="NotImplementedError") as error:
-        runner.run_notebook(student_path, tmp_path / "executed" / path.name, parameters, progress=False)
-    executed = read(tmp_path / "executed" / path.name)
-    failed = [cell for cell in executed.cells if cell.cell_type == "code"
-              and any(output.output_type == "error" for output in cell.outputs)]
-    assert len(failed) == 1 and course.nbgrader_metadata(failed[0])["grade_id"] in (first.solution_id,
-                                                                                   first.test_id), str(error.value)
-    assert failed[0].outputs[-1].ename == "NotImplementedError"
-
+    start = next(index for index, cell in enumerate(student.cells)
+                 if course.nbgrader_metadata(cell).get("grade_id") == first.solution_id)
     solutions = {course.nbgrader_metadata(cell)["grade_id"]: cell.source for cell in read(path).cells
                  if course.is_solution(cell)}
-    for cell in student.cells:   # the student's answers: the instructor's solutions put back
-        if course.is_solution(cell):
-            cell.source = solutions[course.nbgrader_metadata(cell)["grade_id"]]
-    nbformat.write(student, str(student_path))
-    runner.run_notebook(student_path, tmp_path / "answered" / path.name, parameters, progress=False)
+    client = NotebookClient(student, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
+                            kernel_manager_class=_kernel_manager_class())
+    with client.setup_kernel():
+        stopped = run_cells(client, range(len(student.cells)))
+        assert stopped is not None, "the student notebook ran through without stopping at an exercise"
+        index, error = stopped
+        assert course.nbgrader_metadata(student.cells[index]).get("grade_id") in (first.solution_id, first.test_id)
+        assert error.ename == "NotImplementedError", str(error)
+        assert not any(output.output_type == "error" for cell in student.cells[:index] if cell.cell_type == "code"
+                       for output in cell.outputs)
+        for cell in student.cells:   # the student's answers: the instructor's solutions put in
+            if course.is_solution(cell):
+                cell.source = solutions[course.nbgrader_metadata(cell)["grade_id"]]
+        failed = run_cells(client, range(start, len(student.cells)))
+        assert failed is None, f"cell {failed[0]} failed with the solutions: {failed[1]}"
+
+
+def prepared_student(path: Path, parameters: dict, folder: Path):
+    """The student version of `path` (written into `folder`) with the run's parameters injected, as papermill
+    injects them."""
+    student_path = folder / path.name
+    nbformat.write(runner.student_notebook(read(path)), str(student_path))
+    return papermill.execute_notebook(str(student_path), None, parameters=parameters, prepare_only=True,
+                                      kernel_name="python3", language="python", progress_bar=False)
+
+
+def run_cells(client: NotebookClient, indices) -> tuple[int, CellExecutionError] | None:
+    """Execute the code cells at `indices` in order; the first that raises, with its error (None if none does)."""
+    for index in indices:
+        cell = client.nb.cells[index]
+        if cell.cell_type != "code":
+            continue
+        try:
+            client.execute_cell(cell, index)
+        except CellExecutionError as error:
+            return index, error
+    return None
