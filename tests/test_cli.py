@@ -1,4 +1,5 @@
-"""The command line as a user meets it: real subprocesses, one-sentence errors, exit status 2."""
+"""The command line as a user meets it: one-sentence errors, exit status 2. The tests call `nbn_tutorial.cli.main`
+in the test process (`cli_tools.run_cli`); the first test shows that this sees what a real process prints."""
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,14 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
     assert message.startswith("error: ") and message.count("\n") == 0, message
     for fragment in fragments:
         assert fragment.lower() in message.lower(), message
+
+
+@pytest.mark.parametrize("args", [("data", "stats", "digits-lt"), ("train", "--config", "no_such_preset"),
+                                  ("data", "stats", "digits-lt", "--imbalance-factor", "lots")],
+                         ids=["output", "user-error", "argparse-error"])
+def test_the_in_process_cli_sees_what_a_real_process_prints(args):
+    in_process, real = run_cli(*args), run_cli(*args, separate_process=True)
+    assert (in_process.returncode, in_process.stdout, in_process.stderr) == (real.returncode, real.stdout, real.stderr)
 
 
 def test_data_list_names_every_registered_dataset():
