@@ -33,7 +33,8 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, drop_e
 
     By default this calls `nbn_tutorial.cli.main` (what `python -m nbn_tutorial` calls) in this process, which saves
     the interpreter start and the torch import of a subprocess; `separate_process` (or `preexec_fn`) runs
-    ``python -m nbn_tutorial ARGS`` instead, for tests of the process itself (signals, kills, the entry point).
+    ``python -m nbn_tutorial ARGS`` instead, for tests of the process itself (signals, kills, the entry point);
+    `timeout` applies to that process only.
     """
     if separate_process or preexec_fn is not None:
         full_env = {key: value for key, value in os.environ.items() if key not in drop_env}

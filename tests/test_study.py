@@ -1,4 +1,5 @@
-"""The study runner on a real (tiny) digits grid: plan, parallel runs, resume, report, paired intervals."""
+"""The study runner on a real (tiny) digits grid: plan, runs, resume, report, paired intervals (runs in several
+processes: tests/test_rebalancing_study.py)."""
 import math
 
 import numpy as np
